@@ -1,0 +1,407 @@
+//! The engine handle: validates calls, keeps the directory, and feeds the shards.
+
+use std::cell::Cell;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::{Poll, Waker};
+
+use crate::config::{Config, ConnectOptions};
+use crate::directory::{Directory, Limits};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{validate_channel, validate_user, Event};
+use crate::lifecycle::{ClientId, EventHandler, LifecycleEvent};
+use crate::shard::{Command, NewClient, Shard, Shared, WAKER};
+use crate::stats::{Counters, Stats};
+use crate::sys;
+
+/// How long dropping an engine that was not shut down waits for queued bytes to drain.
+pub const DROP_FLUSH_DEADLINE: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// Set on reactor threads, where a handler must not wait for the reactor itself.
+    static ON_REACTOR: Cell<bool> = const { Cell::new(false) };
+}
+
+struct ShardHandle {
+    commands: Sender<Command>,
+    waker: Waker,
+    wake_pending: Arc<AtomicBool>,
+}
+
+impl ShardHandle {
+    fn send(&self, command: Command) {
+        // A closed queue means the shard already stopped; the command has nothing to act on.
+        let _ = self.commands.send(command);
+    }
+
+    /// Wakes the reactor unless a wake-up is already on its way.
+    fn wake(&self) {
+        if !self.wake_pending.swap(true, Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// A running SSE engine. All methods take `&self` and may be called from any thread.
+pub struct Engine {
+    shared: Arc<Shared>,
+    shards: Vec<ShardHandle>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Engine {
+    /// Checks `config` and starts the reactor threads.
+    pub fn start(config: Config) -> Result<Engine> {
+        config.validate()?;
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            directory: Mutex::new(Directory::default()),
+            counters: Counters::default(),
+        });
+        let mut shards = Vec::with_capacity(config.threads);
+        let mut threads = Vec::with_capacity(config.threads);
+        for index in 0..config.threads {
+            let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
+            let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;
+            let (commands, receiver) = mpsc::channel();
+            let wake_pending = Arc::new(AtomicBool::new(false));
+            let shard = Shard::new(poll, receiver, wake_pending.clone(), shared.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("sse-reactor-{index}"))
+                .spawn(move || {
+                    ON_REACTOR.with(|r| r.set(true));
+                    shard.run();
+                })
+                .map_err(|e| Error::io("spawn reactor thread", e))?;
+            shards.push(ShardHandle {
+                commands,
+                waker,
+                wake_pending,
+            });
+            threads.push(thread);
+        }
+        Ok(Engine {
+            shared,
+            shards,
+            threads: Mutex::new(threads),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            Err(Error::shut_down())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn directory(&self) -> MutexGuard<'_, Directory> {
+        // The directory holds plain counts; a panic elsewhere cannot leave it half-updated
+        // in a way that matters more than refusing every later call would.
+        self.shared.directory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_clients: self.shared.config.max_clients,
+            max_per_channel: self.shared.config.max_clients_per_channel,
+        }
+    }
+
+    fn shard_of(&self, client: ClientId) -> &ShardHandle {
+        &self.shards[(client % self.shards.len() as u64) as usize]
+    }
+
+    fn to_every_shard(&self, make: impl Fn() -> Command) {
+        for shard in &self.shards {
+            shard.send(make());
+            shard.wake();
+        }
+    }
+
+    /// Takes over a connected TCP socket and makes it an SSE stream.
+    ///
+    /// Ownership of `fd`: on success the engine owns it and closes it when the client
+    /// leaves. When a limit refuses the client (`ErrorKind::LimitReached`) the engine
+    /// also owns it: it answers `503 Service Unavailable` with `Retry-After` (unless
+    /// `head_sent`) and closes it. On every other error the descriptor is untouched
+    /// and still belongs to the caller.
+    pub fn connect_fd(&self, fd: RawFd, options: &ConnectOptions) -> Result<ClientId> {
+        self.check_open()?;
+        let options = options.validate(&self.shared.config)?;
+        let stream = sys::adopt_tcp_socket(fd)?;
+        let peer = stream.peer_addr().ok();
+        let mut directory = self.directory();
+        if let Err(e) = directory.check_admission(&options.channels, self.limits()) {
+            drop(directory);
+            Counters::add(&self.shared.counters.refused_total, 1);
+            if !options.head_sent {
+                refuse_busy(&stream, self.shared.config.busy_retry_after_secs);
+            }
+            return Err(e);
+        }
+        // Checked again under the lock: a shutdown that started meanwhile must not
+        // strand this client in a shard that is already closing.
+        if self.closed.load(Ordering::SeqCst) {
+            drop(directory);
+            // Ownership stays with the caller on this error: hand the descriptor back open.
+            let _ = stream.into_raw_fd();
+            return Err(Error::shut_down());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        directory.insert(id, options.user.clone(), options.channels.clone());
+        let shard = self.shard_of(id);
+        shard.send(Command::Connect(Box::new(NewClient {
+            id,
+            stream,
+            peer,
+            options,
+        })));
+        drop(directory);
+        shard.wake();
+        Counters::add(&self.shared.counters.connections_total, 1);
+        Ok(id)
+    }
+
+    fn publish(&self, event: &Event) -> Result<Bytes> {
+        self.check_open()?;
+        let frame = event.encode()?;
+        Counters::add(&self.shared.counters.events_published, 1);
+        Ok(frame)
+    }
+
+    /// Sends `event` to one client. Returns 1, or `NotFound` when no such client is connected.
+    pub fn send_to_client(&self, client: ClientId, event: &Event) -> Result<usize> {
+        let frame = self.publish(event)?;
+        let directory = self.directory();
+        if !directory.contains(client) {
+            return Err(Error::not_found(client));
+        }
+        let shard = self.shard_of(client);
+        shard.send(Command::ToClient { client, frame });
+        drop(directory);
+        shard.wake();
+        Ok(1)
+    }
+
+    /// Sends `event` to every connection of `user`; returns how many it was queued for.
+    pub fn send_to_user(&self, user: &str, event: &Event) -> Result<usize> {
+        validate_user(user)?;
+        let frame = self.publish(event)?;
+        let count = self.directory().user_count(user);
+        if count > 0 {
+            let user: Arc<str> = user.into();
+            self.to_every_shard(|| Command::ToUser {
+                user: user.clone(),
+                frame: frame.clone(),
+            });
+        }
+        Ok(count)
+    }
+
+    /// Sends `event` to every member of `channel`; returns how many it was queued for.
+    pub fn broadcast(&self, channel: &str, event: &Event) -> Result<usize> {
+        validate_channel(channel)?;
+        let frame = self.publish(event)?;
+        let count = self.directory().channel_count(channel);
+        if count > 0 {
+            let channel: Arc<str> = channel.into();
+            self.to_every_shard(|| Command::ToChannel {
+                channel: channel.clone(),
+                frame: frame.clone(),
+            });
+        }
+        Ok(count)
+    }
+
+    /// Sends `event` to every connected client; returns how many it was queued for.
+    pub fn broadcast_all(&self, event: &Event) -> Result<usize> {
+        let frame = self.publish(event)?;
+        let count = self.directory().client_count();
+        if count > 0 {
+            self.to_every_shard(|| Command::ToAll {
+                frame: frame.clone(),
+            });
+        }
+        Ok(count)
+    }
+
+    /// Adds a client to a channel. `Ok(false)` when it was already a member.
+    pub fn subscribe(&self, client: ClientId, channel: &str) -> Result<bool> {
+        self.check_open()?;
+        validate_channel(channel)?;
+        let channel: Arc<str> = channel.into();
+        let mut directory = self.directory();
+        let added = directory.subscribe(client, &channel, self.limits())?;
+        if added {
+            let shard = self.shard_of(client);
+            shard.send(Command::Subscribe { client, channel });
+            drop(directory);
+            shard.wake();
+        }
+        Ok(added)
+    }
+
+    /// Removes a client from a channel. `Ok(false)` when it was not a member.
+    pub fn unsubscribe(&self, client: ClientId, channel: &str) -> Result<bool> {
+        self.check_open()?;
+        validate_channel(channel)?;
+        let mut directory = self.directory();
+        let removed = directory.unsubscribe(client, channel)?;
+        if removed {
+            let shard = self.shard_of(client);
+            shard.send(Command::Unsubscribe {
+                client,
+                channel: channel.into(),
+            });
+            drop(directory);
+            shard.wake();
+        }
+        Ok(removed)
+    }
+
+    /// Closes a client's stream (after a last attempt to send what is queued for it).
+    /// The disconnect is reported with reason `server`.
+    pub fn disconnect(&self, client: ClientId) -> Result<()> {
+        self.check_open()?;
+        let mut directory = self.directory();
+        // Gone from the directory at once: later sends to it fail with `NotFound`.
+        if !directory.remove(client) {
+            return Err(Error::not_found(client));
+        }
+        let shard = self.shard_of(client);
+        shard.send(Command::Disconnect { client });
+        drop(directory);
+        shard.wake();
+        Ok(())
+    }
+
+    /// Clients connected now.
+    pub fn client_count(&self) -> Result<usize> {
+        self.check_open()?;
+        Ok(self.directory().client_count())
+    }
+
+    /// Members of `channel` now.
+    pub fn channel_count(&self, channel: &str) -> Result<usize> {
+        self.check_open()?;
+        validate_channel(channel)?;
+        Ok(self.directory().channel_count(channel))
+    }
+
+    /// Connections of `user` now.
+    pub fn user_count(&self, user: &str) -> Result<usize> {
+        self.check_open()?;
+        validate_user(user)?;
+        Ok(self.directory().user_count(user))
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> Stats {
+        let open = self.directory().client_count();
+        self.shared.counters.snapshot(open)
+    }
+
+    /// Registers (or with `None` removes) the lifecycle handler. It runs on a reactor
+    /// thread, after every event already reported; it must not block.
+    pub fn set_event_handler(&self, handler: Option<EventHandler>) -> Result<()> {
+        self.check_open()?;
+        self.to_every_shard(|| Command::SetHandler(handler.clone()));
+        Ok(())
+    }
+
+    /// Convenience for [`Engine::set_event_handler`] with a closure.
+    pub fn on_event(&self, handler: impl Fn(&LifecycleEvent) + Send + Sync + 'static) -> Result<()> {
+        self.set_event_handler(Some(Arc::new(handler)))
+    }
+
+    /// Stops taking clients, flushes queued bytes for up to `deadline`, then closes every
+    /// client (reason `shutdown`) and stops the reactor threads. Every later call,
+    /// including a second shutdown, returns `ShutDown`.
+    pub fn shutdown(&self, deadline: Duration) -> Result<()> {
+        self.shutdown_with(deadline, None)
+    }
+
+    /// Like [`Engine::shutdown`], first sending `last` to every client.
+    pub fn shutdown_with(&self, deadline: Duration, last: Option<&Event>) -> Result<()> {
+        let last = last.map(Event::encode).transpose()?;
+        if ON_REACTOR.with(Cell::get) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "shutdown cannot be called from an event handler (it runs on the reactor thread)",
+            ));
+        }
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Err(Error::shut_down());
+        }
+        self.stop(Instant::now() + deadline, last);
+        Ok(())
+    }
+
+    fn stop(&self, deadline: Instant, last: Option<Bytes>) {
+        {
+            // Taking the lock orders the shutdown after any connect that saw the engine open.
+            let _directory = self.directory();
+            for shard in &self.shards {
+                shard.send(Command::Shutdown {
+                    deadline,
+                    last: last.clone(),
+                });
+            }
+        }
+        for shard in &self.shards {
+            let _ = shard.waker.wake();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        if !ON_REACTOR.with(Cell::get) {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::SeqCst) {
+            self.stop(Instant::now() + DROP_FLUSH_DEADLINE, None);
+        }
+    }
+}
+
+/// Answers a refused hand-over with `503` and `Retry-After`, then closes the socket.
+fn refuse_busy(stream: &std::net::TcpStream, retry_after_secs: u32) {
+    let body = "the server is at capacity, retry later\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {retry_after_secs}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-cache\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // Best effort on a fresh socket: the kernel buffer takes a few hundred bytes at once.
+    let _ = sys::send_bytes(stream, response.as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Read what the client sent so closing sends FIN rather than RST, which could discard
+    // the answer before the client reads it.
+    let mut scratch = [0u8; 1024];
+    while let Ok(n) = std::io::Read::read(&mut &*stream, &mut scratch) {
+        if n == 0 {
+            break;
+        }
+    }
+}

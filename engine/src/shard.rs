@@ -1,0 +1,607 @@
+//! One reactor thread: it owns its clients' sockets, queues and channel index.
+//!
+//! Callers talk to it through a command queue and a `mio::Waker`. Fan-out pushes a
+//! reference to one shared frame onto each recipient's queue and marks the client
+//! dirty; dirty clients are flushed in chunks, and new commands are drained between
+//! chunks, so events that arrive while a burst is being written join the queues of the
+//! clients not yet flushed and leave in the same `sendmsg`.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use indexmap::IndexSet;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::config::{Config, ValidatedConnect};
+use crate::directory::Directory;
+use crate::event::heartbeat_frame;
+use crate::lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent};
+use crate::stats::Counters;
+use crate::sys;
+
+pub(crate) const WAKER: Token = Token(usize::MAX);
+/// Clients flushed between two looks at the command queue.
+const FLUSH_CHUNK: usize = 128;
+/// How often write timeouts are checked while some client is blocked.
+const TIMEOUT_SWEEP: Duration = Duration::from_millis(250);
+
+/// A client handed to a shard.
+pub(crate) struct NewClient {
+    pub id: ClientId,
+    pub stream: std::net::TcpStream,
+    pub peer: Option<SocketAddr>,
+    pub options: ValidatedConnect,
+}
+
+pub(crate) enum Command {
+    Connect(Box<NewClient>),
+    ToClient { client: ClientId, frame: Bytes },
+    ToUser { user: Arc<str>, frame: Bytes },
+    ToChannel { channel: Arc<str>, frame: Bytes },
+    ToAll { frame: Bytes },
+    Subscribe { client: ClientId, channel: Arc<str> },
+    Unsubscribe { client: ClientId, channel: Arc<str> },
+    Disconnect { client: ClientId },
+    SetHandler(Option<EventHandler>),
+    Shutdown { deadline: Instant, last: Option<Bytes> },
+}
+
+/// What a shard shares with the engine handle.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub directory: Mutex<Directory>,
+    pub counters: Counters,
+}
+
+struct Conn {
+    id: ClientId,
+    stream: TcpStream,
+    queue: VecDeque<Bytes>,
+    /// Bytes of the first queued frame already sent.
+    offset: usize,
+    /// Bytes queued and not yet sent.
+    queued: usize,
+    channels: Vec<Arc<str>>,
+    user: Option<Arc<str>>,
+    /// Waiting in the dirty list for a flush.
+    dirty: bool,
+    /// WRITABLE interest is registered (the kernel buffer was full).
+    blocked: bool,
+    /// When the client last stopped accepting bytes, while it has some queued.
+    stalled_since: Option<Instant>,
+    /// Received a frame since the last heartbeat tick.
+    active: bool,
+    /// Marked for closing with this reason at the next safe point.
+    doomed: Option<DisconnectReason>,
+    /// Kept for the registry queries.
+    #[allow(dead_code)]
+    info: ClientInfo,
+}
+
+/// What the host told the engine about a client, and where it connected from.
+#[allow(dead_code)]
+struct ClientInfo {
+    peer: Option<SocketAddr>,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    last_event_id: Option<String>,
+    connected_at: std::time::SystemTime,
+}
+
+pub(crate) struct Shard {
+    poll: Poll,
+    commands: Receiver<Command>,
+    wake_pending: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    handler: Option<EventHandler>,
+    conns: Slab<Conn>,
+    by_id: HashMap<ClientId, usize>,
+    channels: HashMap<Arc<str>, IndexSet<usize>>,
+    users: HashMap<Arc<str>, IndexSet<usize>>,
+    work: Work,
+    blocked_count: usize,
+    now: Instant,
+    next_heartbeat: Option<Instant>,
+    next_sweep: Option<Instant>,
+    shutdown: Option<Instant>,
+    scratch: Box<[u8; 4096]>,
+}
+
+impl Shard {
+    pub fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        wake_pending: Arc<AtomicBool>,
+        shared: Arc<Shared>,
+    ) -> Shard {
+        let now = Instant::now();
+        let next_heartbeat = shared.config.heartbeat.map(|h| now + h);
+        Shard {
+            poll,
+            commands,
+            wake_pending,
+            shared,
+            handler: None,
+            conns: Slab::new(),
+            by_id: HashMap::new(),
+            channels: HashMap::new(),
+            users: HashMap::new(),
+            work: Work::default(),
+            blocked_count: 0,
+            now,
+            next_heartbeat,
+            next_sweep: None,
+            shutdown: None,
+            scratch: Box::new([0; 4096]),
+        }
+    }
+
+    /// Runs until shutdown completes (or the engine handle is gone).
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    // The poller itself failed: nothing can be served any more.
+                    self.close_all(DisconnectReason::Error);
+                    return;
+                }
+            }
+            self.now = Instant::now();
+            for event in events.iter() {
+                let token = event.token();
+                if token == WAKER {
+                    continue;
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.read(token.0);
+                }
+                if event.is_writable() {
+                    self.flush(token.0);
+                }
+            }
+            let disconnected = self.drain_and_flush();
+            self.run_timers();
+            self.close_doomed();
+            if let Some(deadline) = self.shutdown {
+                if disconnected || self.all_flushed() || self.now >= deadline {
+                    self.close_all(DisconnectReason::Shutdown);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        let next = [self.next_heartbeat, self.next_sweep, self.shutdown]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(next.saturating_duration_since(Instant::now()))
+    }
+
+    /// Applies queued commands and flushes dirty clients in chunks, looking at the
+    /// queue again between chunks. Returns true when the engine handle is gone.
+    fn drain_and_flush(&mut self) -> bool {
+        loop {
+            self.wake_pending.store(false, Ordering::SeqCst);
+            loop {
+                match self.commands.try_recv() {
+                    Ok(command) => self.apply(command),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return true,
+                }
+            }
+            if self.work.dirty.is_empty() {
+                return false;
+            }
+            for _ in 0..FLUSH_CHUNK {
+                let Some(key) = self.work.dirty.pop_front() else {
+                    break;
+                };
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.dirty = false;
+                    self.flush(key);
+                }
+            }
+            self.close_doomed();
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Connect(client) => self.connect(*client),
+            Command::ToClient { client, frame } => {
+                if let Some(&key) = self.by_id.get(&client) {
+                    self.enqueue(key, &frame);
+                }
+            }
+            Command::ToUser { user, frame } => {
+                if let Some(members) = self.users.get(&user) {
+                    let keys = members.iter().copied();
+                    fan_out(&mut self.conns, &mut self.work, &self.shared, keys, &frame);
+                }
+            }
+            Command::ToChannel { channel, frame } => {
+                if let Some(members) = self.channels.get(&channel) {
+                    let keys = members.iter().copied();
+                    fan_out(&mut self.conns, &mut self.work, &self.shared, keys, &frame);
+                }
+            }
+            Command::ToAll { frame } => self.fan_out_all(&frame),
+            Command::Subscribe { client, channel } => {
+                if let Some(&key) = self.by_id.get(&client) {
+                    let conn = &mut self.conns[key];
+                    if !conn.channels.contains(&channel) {
+                        conn.channels.push(channel.clone());
+                        self.channels.entry(channel).or_default().insert(key);
+                    }
+                }
+            }
+            Command::Unsubscribe { client, channel } => {
+                if let Some(&key) = self.by_id.get(&client) {
+                    let conn = &mut self.conns[key];
+                    if let Some(pos) = conn.channels.iter().position(|c| *c == channel) {
+                        conn.channels.swap_remove(pos);
+                        remove_member(&mut self.channels, &channel, key);
+                    }
+                }
+            }
+            Command::Disconnect { client } => {
+                if let Some(&key) = self.by_id.get(&client) {
+                    self.doom(key, DisconnectReason::Server);
+                }
+            }
+            Command::SetHandler(handler) => self.handler = handler,
+            Command::Shutdown { deadline, last } => {
+                self.shutdown = Some(deadline);
+                if let Some(frame) = last {
+                    self.fan_out_all(&frame);
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, client: NewClient) {
+        let NewClient {
+            id,
+            stream,
+            peer,
+            options,
+        } = client;
+        let mut stream = TcpStream::from_std(stream);
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(key), Interest::READABLE)
+        {
+            // The socket cannot be watched: drop it and report the client as failed.
+            let _ = e;
+            drop(stream);
+            self.forget(id, DisconnectReason::Error);
+            return;
+        }
+        entry.insert(Conn {
+            id,
+            stream,
+            queue: VecDeque::new(),
+            offset: 0,
+            queued: 0,
+            channels: options.channels.clone(),
+            user: options.user.clone(),
+            dirty: false,
+            blocked: false,
+            stalled_since: None,
+            active: false,
+            doomed: None,
+            info: ClientInfo {
+                peer,
+                metadata: options.metadata,
+                last_event_id: options.last_event_id,
+                connected_at: std::time::SystemTime::now(),
+            },
+        });
+        self.by_id.insert(id, key);
+        for channel in options.channels {
+            self.channels.entry(channel).or_default().insert(key);
+        }
+        if let Some(user) = options.user {
+            self.users.entry(user).or_default().insert(key);
+        }
+        if !options.preamble.is_empty() {
+            self.enqueue(key, &options.preamble);
+        }
+        self.emit(LifecycleEvent::Connected { client: id });
+    }
+
+    fn enqueue(&mut self, key: usize, frame: &Bytes) {
+        fan_out(&mut self.conns, &mut self.work, &self.shared, std::iter::once(key), frame);
+    }
+
+    /// Queues `frame` for every client of this shard; returns how many took it.
+    fn fan_out_all(&mut self, frame: &Bytes) {
+        let mut queued = 0;
+        for (key, conn) in self.conns.iter_mut() {
+            queued += self.work.enqueue(conn, key, frame, &self.shared) as u64;
+        }
+        Counters::add(&self.shared.counters.frames_queued, queued);
+    }
+
+    /// Reads and discards what the client sends; sees it close.
+    fn read(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        loop {
+            match conn.stream.read(&mut self.scratch[..]) {
+                Ok(0) => {
+                    self.doom(key, DisconnectReason::Closed);
+                    return;
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.doom(key, DisconnectReason::Error);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes as much of the client's queue as the kernel takes, in as few `sendmsg`
+    /// calls as the queue needs (one, unless it holds more frames than one call carries).
+    fn flush(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.doomed.is_some() {
+            return;
+        }
+        let mut written = 0u64;
+        let result = loop {
+            if conn.queue.is_empty() {
+                break Ok(false);
+            }
+            let batch: usize = conn.queue.iter().take(sys::MAX_IOV).map(Bytes::len).sum::<usize>() - conn.offset;
+            match sys::send_frames(&conn.stream, &conn.queue, conn.offset) {
+                Ok(n) => {
+                    written += n as u64;
+                    advance(conn, n);
+                    conn.stalled_since = None;
+                    if n < batch {
+                        break Ok(true);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(true),
+                Err(e) => break Err(e),
+            }
+        };
+        Counters::add(&self.shared.counters.bytes_written, written);
+        match result {
+            Ok(true) => {
+                conn.stalled_since.get_or_insert(self.now);
+                if !conn.blocked {
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if self.poll.registry().reregister(&mut conn.stream, Token(key), interest).is_err() {
+                        self.doom(key, DisconnectReason::Error);
+                        return;
+                    }
+                    conn.blocked = true;
+                    self.blocked_count += 1;
+                    if self.shared.config.write_timeout.is_some() && self.next_sweep.is_none() {
+                        self.next_sweep = Some(self.now + TIMEOUT_SWEEP);
+                    }
+                }
+            }
+            Ok(false) => {
+                if conn.blocked {
+                    if self.poll.registry().reregister(&mut conn.stream, Token(key), Interest::READABLE).is_err() {
+                        self.doom(key, DisconnectReason::Error);
+                        return;
+                    }
+                    conn.blocked = false;
+                    self.blocked_count -= 1;
+                }
+            }
+            Err(_) => self.doom(key, DisconnectReason::Error),
+        }
+    }
+
+    fn run_timers(&mut self) {
+        if let (Some(at), Some(interval)) = (self.next_heartbeat, self.shared.config.heartbeat) {
+            if self.now >= at {
+                // Only clients that got nothing since the last tick need the comment.
+                let frame = heartbeat_frame();
+                let mut sent = 0;
+                for (key, conn) in self.conns.iter_mut() {
+                    if !std::mem::replace(&mut conn.active, false) {
+                        sent += self.work.enqueue(conn, key, &frame, &self.shared) as u64;
+                        conn.active = false;
+                    }
+                }
+                Counters::add(&self.shared.counters.heartbeats, sent);
+                Counters::add(&self.shared.counters.frames_queued, sent);
+                self.next_heartbeat = Some(self.now + interval);
+                self.drain_and_flush();
+            }
+        }
+        if let Some(at) = self.next_sweep {
+            if self.now >= at {
+                self.next_sweep = None;
+                if let Some(timeout) = self.shared.config.write_timeout {
+                    let now = self.now;
+                    let stale: Vec<usize> = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| c.stalled_since.is_some_and(|t| now.duration_since(t) >= timeout))
+                        .map(|(k, _)| k)
+                        .collect();
+                    for key in stale {
+                        self.doom(key, DisconnectReason::Timeout);
+                    }
+                    if self.blocked_count > 0 {
+                        self.next_sweep = Some(now + TIMEOUT_SWEEP);
+                    }
+                }
+            }
+        }
+    }
+
+    fn all_flushed(&self) -> bool {
+        self.conns.iter().all(|(_, c)| c.queue.is_empty() || c.doomed.is_some())
+    }
+
+    fn doom(&mut self, key: usize, reason: DisconnectReason) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.doomed.is_none() {
+                conn.doomed = Some(reason);
+                self.work.doomed.push(key);
+            }
+        }
+    }
+
+    fn close_doomed(&mut self) {
+        while let Some(key) = self.work.doomed.pop() {
+            let reason = self.conns[key].doomed.unwrap_or(DisconnectReason::Error);
+            self.close(key, reason);
+        }
+    }
+
+    fn close_all(&mut self, reason: DisconnectReason) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let reason = self.conns[key].doomed.unwrap_or(reason);
+            self.close(key, reason);
+        }
+    }
+
+    fn close(&mut self, key: usize, reason: DisconnectReason) {
+        let mut conn = self.conns.remove(key);
+        if conn.blocked {
+            self.blocked_count -= 1;
+        }
+        if matches!(reason, DisconnectReason::Server | DisconnectReason::Shutdown) && !conn.queue.is_empty() {
+            // A last, non-blocking attempt to deliver what the host queued before closing.
+            if let Ok(n) = sys::send_frames(&conn.stream, &conn.queue, conn.offset) {
+                Counters::add(&self.shared.counters.bytes_written, n as u64);
+                advance(&mut conn, n);
+            }
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if reason != DisconnectReason::Error {
+            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+        }
+        for channel in &conn.channels {
+            remove_member(&mut self.channels, channel, key);
+        }
+        if let Some(user) = &conn.user {
+            remove_member(&mut self.users, user, key);
+        }
+        self.by_id.remove(&conn.id);
+        drop(conn.stream);
+        self.forget(conn.id, reason);
+    }
+
+    /// Removes a closed client from the directory and tells the host.
+    fn forget(&mut self, id: ClientId, reason: DisconnectReason) {
+        self.shared.directory.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.shared.counters.disconnected(reason);
+        self.emit(LifecycleEvent::Disconnected { client: id, reason });
+    }
+
+    fn emit(&self, event: LifecycleEvent) {
+        if let Some(handler) = &self.handler {
+            // A panicking handler must not take the reactor down with it.
+            let _ = catch_unwind(AssertUnwindSafe(|| handler(&event)));
+        }
+    }
+}
+
+/// Clients waiting for a flush, and clients waiting to be closed.
+#[derive(Default)]
+struct Work {
+    dirty: VecDeque<usize>,
+    doomed: Vec<usize>,
+}
+
+impl Work {
+    /// Queues a reference to `frame` for one client: no copy, no allocation per
+    /// recipient (the queue grows amortised). A client past its queue limit is marked
+    /// `slow` instead. Returns whether the frame was queued.
+    fn enqueue(&mut self, conn: &mut Conn, key: usize, frame: &Bytes, shared: &Shared) -> bool {
+        if conn.doomed.is_some() {
+            return false;
+        }
+        let queued = conn.queued + frame.len();
+        if queued > shared.config.max_queue_bytes {
+            conn.doomed = Some(DisconnectReason::Slow);
+            self.doomed.push(key);
+            return false;
+        }
+        conn.queue.push_back(frame.clone());
+        conn.queued = queued;
+        conn.active = true;
+        if conn.blocked {
+            // Only a blocked client's queue grows beyond one flush's worth.
+            shared.counters.raise_high_water(queued as u64);
+        } else if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push_back(key);
+        }
+        true
+    }
+}
+
+/// Queues `frame` for the clients with the given slab keys; counts the frames once.
+fn fan_out(
+    conns: &mut Slab<Conn>,
+    work: &mut Work,
+    shared: &Shared,
+    keys: impl Iterator<Item = usize>,
+    frame: &Bytes,
+) {
+    let mut queued = 0u64;
+    for key in keys {
+        if let Some(conn) = conns.get_mut(key) {
+            queued += work.enqueue(conn, key, frame, shared) as u64;
+        }
+    }
+    Counters::add(&shared.counters.frames_queued, queued);
+}
+
+/// Drops `n` sent bytes from the front of a client's queue.
+fn advance(conn: &mut Conn, mut n: usize) {
+    conn.queued -= n;
+    while n > 0 {
+        let first = conn.queue[0].len() - conn.offset;
+        if n >= first {
+            n -= first;
+            conn.offset = 0;
+            conn.queue.pop_front();
+        } else {
+            conn.offset += n;
+            n = 0;
+        }
+    }
+}
+
+fn remove_member(index: &mut HashMap<Arc<str>, IndexSet<usize>>, name: &str, key: usize) {
+    if let Some(members) = index.get_mut(name) {
+        members.swap_remove(&key);
+        if members.is_empty() {
+            index.remove(name);
+        }
+    }
+}

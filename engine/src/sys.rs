@@ -1,0 +1,156 @@
+//! The socket boundary: the only module with `unsafe` in the engine.
+//!
+//! It checks that a raw file descriptor handed over by a host is a connected TCP
+//! socket, takes ownership of it, and sends queued frames with one
+//! `sendmsg(MSG_NOSIGNAL)` per flush (never `write`/`writev`: inside a host
+//! process SIGPIPE is not ignored, and writing to a closed peer would kill it).
+
+use std::collections::VecDeque;
+use std::io;
+use std::mem::{self, MaybeUninit};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+
+use bytes::Bytes;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Most iovec entries per `sendmsg` (Linux IOV_MAX is 1024; 64 covers a deep queue per call).
+pub(crate) const MAX_IOV: usize = 64;
+
+fn bad_socket(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::BadSocket, message)
+}
+
+fn sockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes of the sizes given; getsockopt only
+    // reads `fd` and fails with EBADF/ENOTSOCK on a bad descriptor.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Checks `fd` and takes ownership of it as a non-blocking TCP stream with TCP_NODELAY.
+///
+/// On error the descriptor is left untouched (the caller still owns it).
+pub(crate) fn adopt_tcp_socket(fd: RawFd) -> Result<std::net::TcpStream> {
+    if fd < 0 {
+        return Err(bad_socket(format!("fd {fd} is not a valid file descriptor")));
+    }
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `stat` is a valid out-pointer for one `struct stat`; fstat only reads `fd`.
+    if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } != 0 {
+        let err = io::Error::last_os_error();
+        return Err(bad_socket(format!("fd {fd} is not open: {err}")));
+    }
+    // SAFETY: fstat returned 0, so it filled the struct.
+    let mode = unsafe { stat.assume_init() }.st_mode;
+    if mode & libc::S_IFMT != libc::S_IFSOCK {
+        let what = match mode & libc::S_IFMT {
+            libc::S_IFIFO => "a pipe",
+            libc::S_IFREG => "a regular file",
+            libc::S_IFCHR => "a character device",
+            libc::S_IFDIR => "a directory",
+            _ => "not a socket",
+        };
+        return Err(bad_socket(format!("fd {fd} is {what}, not a TCP socket")));
+    }
+    let check = |level, name, what: &str| {
+        sockopt_int(fd, level, name)
+            .map_err(|e| bad_socket(format!("fd {fd}: cannot read {what}: {e}")))
+    };
+    let domain = check(libc::SOL_SOCKET, libc::SO_DOMAIN, "SO_DOMAIN")?;
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return Err(bad_socket(format!("fd {fd} is not a TCP/IP socket")));
+    }
+    if check(libc::SOL_SOCKET, libc::SO_TYPE, "SO_TYPE")? != libc::SOCK_STREAM {
+        return Err(bad_socket(format!("fd {fd} is not a stream (TCP) socket")));
+    }
+    if check(libc::SOL_SOCKET, libc::SO_ACCEPTCONN, "SO_ACCEPTCONN")? != 0 {
+        return Err(bad_socket(format!(
+            "fd {fd} is a listening socket, not an accepted connection"
+        )));
+    }
+    let mut addr = MaybeUninit::<libc::sockaddr_storage>::uninit();
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` is valid for `len` bytes; getpeername only reads `fd`.
+    if unsafe { libc::getpeername(fd, addr.as_mut_ptr().cast(), &mut len) } != 0 {
+        let err = io::Error::last_os_error();
+        return Err(bad_socket(format!("fd {fd} is not connected: {err}")));
+    }
+    // SAFETY: `fd` is an open, connected TCP socket (checked above), and the API contract
+    // transfers its ownership to the engine on success: nobody else closes it from here on.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    if let Err(e) = stream.set_nonblocking(true) {
+        // Give the descriptor back untouched: the caller keeps ownership on error.
+        std::mem::forget(stream);
+        return Err(Error::io("set O_NONBLOCK", e));
+    }
+    // TCP_NODELAY can fail on an odd stack; a stream without it still works.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Sends queued frames, starting `offset` bytes into the first one, in one `sendmsg` call
+/// with `MSG_NOSIGNAL | MSG_DONTWAIT`. Returns the number of bytes the kernel took.
+pub(crate) fn send_frames(
+    socket: &impl AsRawFd,
+    frames: &VecDeque<Bytes>,
+    offset: usize,
+) -> io::Result<usize> {
+    let mut iov: [MaybeUninit<libc::iovec>; MAX_IOV] = [MaybeUninit::uninit(); MAX_IOV];
+    let mut count = 0;
+    for (i, frame) in frames.iter().take(MAX_IOV).enumerate() {
+        let bytes = if i == 0 { &frame[offset..] } else { &frame[..] };
+        iov[count].write(libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        });
+        count += 1;
+    }
+    if count == 0 {
+        return Ok(0);
+    }
+    send_iov(socket.as_raw_fd(), iov.as_ptr().cast(), count)
+}
+
+/// Sends one buffer with `MSG_NOSIGNAL | MSG_DONTWAIT`.
+pub(crate) fn send_bytes(socket: &impl AsRawFd, bytes: &[u8]) -> io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    send_iov(socket.as_raw_fd(), &iov, 1)
+}
+
+fn send_iov(fd: RawFd, iov: *const libc::iovec, count: usize) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = iov as *mut libc::iovec;
+    msg.msg_iovlen = count as _;
+    loop {
+        // SAFETY: `iov` points to `count` initialised iovecs whose buffers are borrowed from
+        // frames that outlive this call; sendmsg only reads them. MSG_NOSIGNAL turns SIGPIPE
+        // into EPIPE, so a vanished peer cannot kill the host process.
+        let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        if sent >= 0 {
+            return Ok(sent as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The engine over real loopback sockets.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::time::Duration;
+
+use common::*;
+use sse_engine::{
+    Config, ConnectOptions, DisconnectReason, Engine, ErrorKind, Event, LifecycleEvent,
+};
+
+fn quiet() -> Config {
+    Config {
+        heartbeat: None,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn response_head_headers_and_retry_hint() {
+    let engine = Engine::start(Config {
+        retry: Some(3000),
+        ..quiet()
+    })
+    .unwrap();
+    let options = ConnectOptions {
+        headers: vec![("X-Request-Id".into(), "r-1".into())],
+        ..Default::default()
+    };
+    let (mut client, _) = connect(&engine, &options).unwrap();
+    let head = client.read_head();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    for line in [
+        "Content-Type: text/event-stream\r\n",
+        "Cache-Control: no-cache\r\n",
+        "Connection: keep-alive\r\n",
+        "X-Accel-Buffering: no\r\n",
+        "X-Request-Id: r-1\r\n",
+    ] {
+        assert!(head.contains(line), "missing {line:?} in {head}");
+    }
+    assert_eq!(client.next().unwrap().retry, Some(3000));
+
+    // A per-connection retry overrides the engine's; head_sent skips the head.
+    let options = ConnectOptions {
+        retry: Some(10),
+        head_sent: true,
+        ..Default::default()
+    };
+    let (mut client, id) = connect(&engine, &options).unwrap();
+    assert_eq!(client.next().unwrap().retry, Some(10));
+    engine.send_to_client(id, &Event::new("x")).unwrap();
+    assert_eq!(client.next_data(), "x");
+}
+
+#[test]
+fn sends_reach_exactly_their_targets() {
+    let engine = Engine::start(quiet()).unwrap();
+    let user = |u: &str, chans: &[&str]| ConnectOptions {
+        user: Some(u.into()),
+        ..channels(chans)
+    };
+    let (mut a1, a1_id) = connect(&engine, &user("alice", &["news"])).unwrap();
+    let (mut a2, _) = connect(&engine, &user("alice", &["sport"])).unwrap();
+    let (mut b, b_id) = connect(&engine, &user("bob", &["news", "sport"])).unwrap();
+    for c in [&mut a1, &mut a2, &mut b] {
+        c.read_head();
+    }
+
+    assert_eq!(engine.send_to_client(a1_id, &Event::new("to-a1")).unwrap(), 1);
+    assert_eq!(engine.send_to_user("alice", &Event::new("to-alice")).unwrap(), 2);
+    assert_eq!(engine.broadcast("news", &Event::new("news-1")).unwrap(), 2);
+    assert_eq!(engine.broadcast("sport", &Event::new("sport-1")).unwrap(), 2);
+    assert_eq!(engine.broadcast("nobody", &Event::new("lost")).unwrap(), 0);
+    assert_eq!(engine.send_to_user("carol", &Event::new("lost")).unwrap(), 0);
+    assert_eq!(engine.broadcast_all(&Event::new("all").named("tick").with_id("9")).unwrap(), 3);
+
+    let take = |c: &mut SseClient, n: usize| (0..n).map(|_| c.next_data()).collect::<Vec<_>>();
+    assert_eq!(take(&mut a1, 4), ["to-a1", "to-alice", "news-1", "all"]);
+    assert_eq!(take(&mut a2, 3), ["to-alice", "sport-1", "all"]);
+    assert_eq!(take(&mut b, 2), ["news-1", "sport-1"]);
+    let last = b.next_event().unwrap();
+    assert_eq!((last.event.as_deref(), last.id.as_deref()), (Some("tick"), Some("9")));
+
+    assert_eq!(engine.client_count().unwrap(), 3);
+    assert_eq!(engine.channel_count("news").unwrap(), 2);
+    assert_eq!(engine.user_count("alice").unwrap(), 2);
+    assert_eq!(engine.stats().events_published, 7);
+    assert_eq!(engine.send_to_client(b_id + 1000, &Event::new("x")).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn multiline_data_and_payloads_survive_the_wire() {
+    let engine = Engine::start(quiet()).unwrap();
+    let (mut c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    c.read_head();
+    for data in ["a\nb", "a\r\nb", " leading space", "", "ünïcødé ✓", "x\ry"] {
+        engine.send_to_client(id, &Event::new(data)).unwrap();
+        let expected = data.replace("\r\n", "\n").replace('\r', "\n");
+        assert_eq!(c.next_data(), expected);
+    }
+}
+
+#[test]
+fn subscribe_and_unsubscribe_take_effect_in_order() {
+    let engine = Engine::start(quiet()).unwrap();
+    let (mut c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    c.read_head();
+    assert!(engine.subscribe(id, "a").unwrap());
+    assert!(!engine.subscribe(id, "a").unwrap());
+    assert_eq!(engine.broadcast("a", &Event::new("1")).unwrap(), 1);
+    assert!(engine.unsubscribe(id, "a").unwrap());
+    assert!(!engine.unsubscribe(id, "a").unwrap());
+    assert_eq!(engine.broadcast("a", &Event::new("2")).unwrap(), 0);
+    engine.send_to_client(id, &Event::new("3")).unwrap();
+    assert_eq!(c.next_data(), "1");
+    assert_eq!(c.next_data(), "3");
+    assert_eq!(engine.subscribe(id + 7, "a").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(engine.subscribe(id, "").unwrap_err().kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn lifecycle_connected_and_every_disconnect_reason() {
+    let engine = Engine::start(Config {
+        max_queue_bytes: 64 * 1024,
+        write_timeout: Some(Duration::from_millis(300)),
+        ..quiet()
+    })
+    .unwrap();
+    let events = Recorder::install(&engine);
+
+    // closed: the client closes in order.
+    let (mut c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    events.wait_for(LifecycleEvent::Connected { client: id });
+    c.read_head(); // unread bytes would make the kernel reset instead of close
+    drop(c);
+    events.wait_disconnect(id, DisconnectReason::Closed);
+
+    // error: the client resets the connection.
+    let (c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    socket2::SockRef::from(c.stream()).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(c);
+    events.wait_disconnect(id, DisconnectReason::Error);
+
+    // server: the host disconnects; the client sees the last event and then EOF.
+    let (mut c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    c.read_head();
+    engine.send_to_client(id, &Event::new("bye")).unwrap();
+    engine.disconnect(id).unwrap();
+    assert_eq!(c.next_data(), "bye");
+    assert!(c.next().is_none());
+    events.wait_disconnect(id, DisconnectReason::Server);
+    assert_eq!(engine.disconnect(id).unwrap_err().kind(), ErrorKind::NotFound);
+
+    // slow: the client never reads; its queue passes the limit.
+    let (slow, slow_id) = connect(&engine, &channels(&["flood"])).unwrap();
+    let big = Event::new("x".repeat(16 * 1024));
+    for _ in 0..2000 {
+        if engine.broadcast("flood", &big).unwrap() == 0 {
+            break;
+        }
+    }
+    events.wait_disconnect(slow_id, DisconnectReason::Slow);
+    let high_water = engine.stats().queue_high_water;
+    assert!(high_water <= 64 * 1024, "queue grew to {high_water} bytes past its 64 KiB bound");
+    drop(slow);
+
+    // timeout: the client reads nothing while a few bytes stay queued (below the limit).
+    let (stalled, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    socket2::SockRef::from(stalled.stream()).set_recv_buffer_size(4096).unwrap();
+    let chunk = Event::new("y".repeat(8 * 1024));
+    let mut sent = 0;
+    while !events.events().contains(&LifecycleEvent::Disconnected { client: id, reason: DisconnectReason::Timeout }) {
+        if engine.send_to_client(id, &chunk).is_err() || sent > 4000 {
+            break;
+        }
+        sent += 1;
+        if sent % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Stop before the queue limit: the timeout, not slowness, must end this client.
+        if engine.stats().queue_high_water > 32 * 1024 {
+            break;
+        }
+    }
+    events.wait_disconnect(id, DisconnectReason::Timeout);
+    drop(stalled);
+
+    // shutdown: every remaining client.
+    let (_c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    engine.shutdown(Duration::from_secs(1)).unwrap();
+    events.wait_disconnect(id, DisconnectReason::Shutdown);
+    let stats = engine.stats();
+    for reason in DisconnectReason::ALL {
+        assert!(stats.disconnects_by(reason) >= 1, "no {} disconnect counted", reason.as_str());
+    }
+}
+
+#[test]
+fn heartbeats_reach_idle_clients_only() {
+    let engine = Engine::start(Config {
+        heartbeat: Some(Duration::from_millis(100)),
+        ..Config::default()
+    })
+    .unwrap();
+    let (mut c, _) = connect(&engine, &ConnectOptions::default()).unwrap();
+    c.read_head();
+    for _ in 0..3 {
+        assert!(c.next().unwrap().comment);
+    }
+    assert!(engine.stats().heartbeats >= 3);
+}
+
+#[test]
+fn limits_refuse_with_503_and_retry_after() {
+    let engine = Engine::start(Config {
+        max_clients: Some(2),
+        max_clients_per_channel: Some(1),
+        busy_retry_after_secs: 7,
+        ..quiet()
+    })
+    .unwrap();
+    let (_a, a) = connect(&engine, &channels(&["room"])).unwrap();
+    let (client, server) = socket_pair();
+    // Refused by a limit: the engine owns the fd now (it answered and closed it).
+    let err = engine.connect_fd(server.into_raw_fd(), &channels(&["room"])).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LimitReached, "{err}");
+    let mut answer = String::new();
+    SseClient::new(client).reader.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer}");
+    assert!(answer.contains("Retry-After: 7\r\n"), "{answer}");
+
+    let (_b, b) = connect(&engine, &ConnectOptions::default()).unwrap();
+    assert_eq!(engine.subscribe(b, "room").unwrap_err().kind(), ErrorKind::LimitReached);
+    let err = connect(&engine, &ConnectOptions::default()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::LimitReached);
+    assert_eq!(engine.stats().refused_total, 2);
+    engine.disconnect(a).unwrap();
+    connect(&engine, &channels(&["room"])).unwrap();
+}
+
+#[test]
+fn shutdown_flushes_queued_events_and_sends_the_last_one() {
+    let engine = Engine::start(quiet()).unwrap();
+    let (mut c, _) = connect(&engine, &channels(&["c"])).unwrap();
+    c.read_head();
+    // Queue far more than the socket buffers hold while the client is not reading yet.
+    let payload = "z".repeat(4000);
+    for i in 0..200 {
+        engine.broadcast("c", &Event::new(format!("{i}:{payload}"))).unwrap();
+    }
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Some(item) = c.next_event() {
+            got.push(item);
+        }
+        got
+    });
+    engine
+        .shutdown_with(Duration::from_secs(10), Some(&Event::new("going away").named("shutdown")))
+        .unwrap();
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), 201);
+    for (i, item) in got[..200].iter().enumerate() {
+        assert!(item.data.as_ref().unwrap().starts_with(&format!("{i}:")));
+    }
+    assert_eq!(got[200].event.as_deref(), Some("shutdown"));
+}
+
+#[test]
+fn calls_after_shutdown_fail_and_shutdown_twice_fails() {
+    let engine = Engine::start(quiet()).unwrap();
+    let (_c, id) = connect(&engine, &channels(&["a"])).unwrap();
+    engine.shutdown(Duration::ZERO).unwrap();
+    let ev = Event::new("x");
+    let (_client, server) = socket_pair();
+    let fd = server.as_raw_fd();
+    let results = [
+        engine.shutdown(Duration::ZERO).map(|_| 0),
+        engine.connect_fd(fd, &ConnectOptions::default()).map(|_| 0),
+        engine.send_to_client(id, &ev),
+        engine.send_to_user("u", &ev),
+        engine.broadcast("a", &ev),
+        engine.broadcast_all(&ev),
+        engine.subscribe(id, "b").map(|_| 0),
+        engine.unsubscribe(id, "a").map(|_| 0),
+        engine.disconnect(id).map(|_| 0),
+        engine.client_count(),
+        engine.channel_count("a"),
+        engine.set_event_handler(None).map(|_| 0),
+    ];
+    for r in results {
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::ShutDown);
+    }
+    // The refused fd is still ours and open.
+    assert!(fd_is_open(server.as_raw_fd()));
+}
+
+fn fd_is_open(fd: i32) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok()
+}
+
+#[test]
+fn bad_sockets_are_refused_and_left_to_the_caller() {
+    let engine = Engine::start(quiet()).unwrap();
+    let opts = ConnectOptions::default();
+    let kind = |fd| engine.connect_fd(fd, &opts).unwrap_err().kind();
+    assert_eq!(kind(-1), ErrorKind::BadSocket);
+
+    let file = std::fs::File::open("/proc/self/status").unwrap();
+    assert_eq!(kind(file.as_raw_fd()), ErrorKind::BadSocket);
+    let (reader, writer) = std::io::pipe().unwrap();
+    assert_eq!(kind(reader.as_raw_fd()), ErrorKind::BadSocket);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert_eq!(kind(listener.as_raw_fd()), ErrorKind::BadSocket);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(kind(udp.as_raw_fd()), ErrorKind::BadSocket);
+    let (unix, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    assert_eq!(kind(unix.as_raw_fd()), ErrorKind::BadSocket);
+    // A descriptor number nothing has open (the process limit is 20,000).
+    assert!(!fd_is_open(19_999));
+    assert_eq!(kind(19_999), ErrorKind::BadSocket);
+    // Still ours: all of them can be used after the refusal.
+    for fd in [file.as_raw_fd(), reader.as_raw_fd(), listener.as_raw_fd(), unix.as_raw_fd()] {
+        assert!(fd_is_open(fd));
+    }
+    drop(writer);
+
+    // Bad options leave a good socket with the caller too.
+    let (_client, server) = socket_pair();
+    let fd = server.as_raw_fd();
+    for bad in [
+        channels(&[""]),
+        ConnectOptions { user: Some(String::new()), ..Default::default() },
+        ConnectOptions { metadata: Some("[1,2]".into()), ..Default::default() },
+        ConnectOptions { metadata: Some("{not json".into()), ..Default::default() },
+        ConnectOptions { headers: vec![("X-A".into(), "a\r\nb: c".into())], ..Default::default() },
+        ConnectOptions { last_event_id: Some("a\nb".into()), ..Default::default() },
+    ] {
+        assert_eq!(engine.connect_fd(fd, &bad).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert!(fd_is_open(fd));
+    }
+    assert!(engine.connect_fd(server.into_raw_fd(), &opts).is_ok());
+}
+
+#[test]
+fn invalid_events_are_errors_and_nothing_is_sent() {
+    let engine = Engine::start(quiet()).unwrap();
+    let (mut c, id) = connect(&engine, &channels(&["a"])).unwrap();
+    c.read_head();
+    for bad in [
+        Event::new("x").named("a\nb"),
+        Event::new("x").named(""),
+        Event::new("x").with_id("1\r2"),
+        Event::new("x").with_id("1\u{0}2"),
+    ] {
+        assert_eq!(engine.broadcast("a", &bad).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(engine.send_to_client(id, &bad).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+    assert_eq!(engine.broadcast("", &Event::new("x")).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    engine.send_to_client(id, &Event::new("ok")).unwrap();
+    assert_eq!(c.next_data(), "ok");
+}
+
+#[test]
+fn ids_are_unique_and_fit_in_53_bits_and_shards_share_the_work() {
+    let engine = Engine::start(Config {
+        threads: 3,
+        ..quiet()
+    })
+    .unwrap();
+    let mut clients = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..30 {
+        let (mut c, id) = connect(&engine, &channels(&["all"])).unwrap();
+        c.read_head();
+        assert!(id < (1 << 53));
+        assert!(ids.insert(id));
+        clients.push(c);
+    }
+    assert_eq!(engine.broadcast("all", &Event::new("hi")).unwrap(), 30);
+    for c in &mut clients {
+        assert_eq!(c.next_data(), "hi");
+    }
+}
+
+#[test]
+fn a_panicking_handler_does_not_stop_the_reactor() {
+    let engine = Engine::start(quiet()).unwrap();
+    engine.on_event(|_| panic!("handler bug")).unwrap();
+    let (mut c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    c.read_head();
+    engine.send_to_client(id, &Event::new("still here")).unwrap();
+    assert_eq!(c.next_data(), "still here");
+}
+
+#[test]
+fn shutdown_from_a_handler_is_refused_not_deadlocked() {
+    let engine = std::sync::Arc::new(Engine::start(quiet()).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let weak = std::sync::Arc::downgrade(&engine);
+    engine
+        .on_event(move |_| {
+            if let Some(engine) = weak.upgrade() {
+                let _ = tx.send(engine.shutdown(Duration::ZERO).unwrap_err().kind());
+            }
+        })
+        .unwrap();
+    let _c = connect(&engine, &ConnectOptions::default()).unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn client_data_is_discarded_and_coalesced_bursts_arrive_whole() {
+    let engine = Engine::start(quiet()).unwrap();
+    let (mut c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    c.read_head();
+    (&*c.stream()).write_all(b"GET /ignored HTTP/1.1\r\n\r\n").unwrap();
+    for i in 0..1000 {
+        engine.send_to_client(id, &Event::new(i.to_string())).unwrap();
+    }
+    for i in 0..1000 {
+        assert_eq!(c.next_data(), i.to_string());
+    }
+    let stats = engine.stats();
+    assert_eq!(stats.frames_queued, 1001);
+}

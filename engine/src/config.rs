@@ -135,7 +135,8 @@ impl ConnectOptions {
             Some(text) => Some(parse_metadata(text)?),
         };
         if let Some(id) = &self.last_event_id {
-            validate_event_id(id).map_err(|e| Error::invalid(format!("Last-Event-ID: {}", e.message())))?;
+            validate_event_id(id)
+                .map_err(|e| Error::invalid(format!("Last-Event-ID: {}", e.message())))?;
         }
         if self.head_sent && !self.headers.is_empty() {
             return Err(Error::invalid(

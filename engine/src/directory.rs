@@ -93,7 +93,10 @@ impl Directory {
     /// Adds `channel` to a client; `Ok(false)` when it was already a member.
     pub fn subscribe(&mut self, id: ClientId, channel: &Arc<str>, limits: Limits) -> Result<bool> {
         let count = self.channel_count(channel);
-        let entry = self.clients.get_mut(&id).ok_or_else(|| Error::not_found(id))?;
+        let entry = self
+            .clients
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(id))?;
         if entry.channels.iter().any(|c| c == channel) {
             return Ok(false);
         }
@@ -109,7 +112,10 @@ impl Directory {
 
     /// Removes `channel` from a client; `Ok(false)` when it was not a member.
     pub fn unsubscribe(&mut self, id: ClientId, channel: &str) -> Result<bool> {
-        let entry = self.clients.get_mut(&id).ok_or_else(|| Error::not_found(id))?;
+        let entry = self
+            .clients
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(id))?;
         let Some(pos) = entry.channels.iter().position(|c| &**c == channel) else {
             return Ok(false);
         };
@@ -168,7 +174,10 @@ mod tests {
         assert!(!d.remove(2));
         assert_eq!(d.channel_count("a"), 0);
         assert_eq!(d.user_count("u"), 1);
-        assert_eq!(d.subscribe(9, &a, NO_LIMITS).unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(
+            d.subscribe(9, &a, NO_LIMITS).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
     }
 
     #[test]
@@ -181,10 +190,15 @@ mod tests {
         };
         d.check_admission(std::slice::from_ref(&a), limits).unwrap();
         d.insert(1, None, vec![a.clone()]);
-        let err = d.check_admission(std::slice::from_ref(&a), limits).unwrap_err();
+        let err = d
+            .check_admission(std::slice::from_ref(&a), limits)
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::LimitReached);
         d.insert(2, None, vec![]);
         assert!(d.check_admission(&[], limits).is_err());
-        assert_eq!(d.subscribe(2, &a, limits).unwrap_err().kind(), ErrorKind::LimitReached);
+        assert_eq!(
+            d.subscribe(2, &a, limits).unwrap_err().kind(),
+            ErrorKind::LimitReached
+        );
     }
 }

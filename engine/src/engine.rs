@@ -70,7 +70,8 @@ impl Engine {
         let mut threads = Vec::with_capacity(config.threads);
         for index in 0..config.threads {
             let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
-            let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;
+            let waker =
+                Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;
             let (commands, receiver) = mpsc::channel();
             let wake_pending = Arc::new(AtomicBool::new(false));
             let shard = Shard::new(poll, receiver, wake_pending.clone(), shared.clone());
@@ -113,7 +114,10 @@ impl Engine {
     fn directory(&self) -> MutexGuard<'_, Directory> {
         // The directory holds plain counts; a panic elsewhere cannot leave it half-updated
         // in a way that matters more than refusing every later call would.
-        self.shared.directory.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn limits(&self) -> Limits {
@@ -326,7 +330,10 @@ impl Engine {
     }
 
     /// Convenience for [`Engine::set_event_handler`] with a closure.
-    pub fn on_event(&self, handler: impl Fn(&LifecycleEvent) + Send + Sync + 'static) -> Result<()> {
+    pub fn on_event(
+        &self,
+        handler: impl Fn(&LifecycleEvent) + Send + Sync + 'static,
+    ) -> Result<()> {
         self.set_event_handler(Some(Arc::new(handler)))
     }
 

@@ -183,7 +183,11 @@ fn split_lines(data: &str) -> impl Iterator<Item = &str> {
                 }
                 b'\r' => {
                     let line = &data[start..i];
-                    i += if bytes.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                    i += if bytes.get(i + 1) == Some(&b'\n') {
+                        2
+                    } else {
+                        1
+                    };
                     start = i;
                     return Some(line);
                 }

@@ -44,15 +44,37 @@ pub(crate) struct NewClient {
 
 pub(crate) enum Command {
     Connect(Box<NewClient>),
-    ToClient { client: ClientId, frame: Bytes },
-    ToUser { user: Arc<str>, frame: Bytes },
-    ToChannel { channel: Arc<str>, frame: Bytes },
-    ToAll { frame: Bytes },
-    Subscribe { client: ClientId, channel: Arc<str> },
-    Unsubscribe { client: ClientId, channel: Arc<str> },
-    Disconnect { client: ClientId },
+    ToClient {
+        client: ClientId,
+        frame: Bytes,
+    },
+    ToUser {
+        user: Arc<str>,
+        frame: Bytes,
+    },
+    ToChannel {
+        channel: Arc<str>,
+        frame: Bytes,
+    },
+    ToAll {
+        frame: Bytes,
+    },
+    Subscribe {
+        client: ClientId,
+        channel: Arc<str>,
+    },
+    Unsubscribe {
+        client: ClientId,
+        channel: Arc<str>,
+    },
+    Disconnect {
+        client: ClientId,
+    },
     SetHandler(Option<EventHandler>),
-    Shutdown { deadline: Instant, last: Option<Bytes> },
+    Shutdown {
+        deadline: Instant,
+        last: Option<Bytes>,
+    },
 }
 
 /// What a shard shares with the engine handle.
@@ -326,7 +348,13 @@ impl Shard {
     }
 
     fn enqueue(&mut self, key: usize, frame: &Bytes) {
-        fan_out(&mut self.conns, &mut self.work, &self.shared, std::iter::once(key), frame);
+        fan_out(
+            &mut self.conns,
+            &mut self.work,
+            &self.shared,
+            std::iter::once(key),
+            frame,
+        );
     }
 
     /// Queues `frame` for every client of this shard; returns how many took it.
@@ -374,7 +402,13 @@ impl Shard {
             if conn.queue.is_empty() {
                 break Ok(false);
             }
-            let batch: usize = conn.queue.iter().take(sys::MAX_IOV).map(Bytes::len).sum::<usize>() - conn.offset;
+            let batch: usize = conn
+                .queue
+                .iter()
+                .take(sys::MAX_IOV)
+                .map(Bytes::len)
+                .sum::<usize>()
+                - conn.offset;
             match sys::send_frames(&conn.stream, &conn.queue, conn.offset) {
                 Ok(n) => {
                     written += n as u64;
@@ -394,7 +428,12 @@ impl Shard {
                 conn.stalled_since.get_or_insert(self.now);
                 if !conn.blocked {
                     let interest = Interest::READABLE | Interest::WRITABLE;
-                    if self.poll.registry().reregister(&mut conn.stream, Token(key), interest).is_err() {
+                    if self
+                        .poll
+                        .registry()
+                        .reregister(&mut conn.stream, Token(key), interest)
+                        .is_err()
+                    {
                         self.doom(key, DisconnectReason::Error);
                         return;
                     }
@@ -407,7 +446,12 @@ impl Shard {
             }
             Ok(false) => {
                 if conn.blocked {
-                    if self.poll.registry().reregister(&mut conn.stream, Token(key), Interest::READABLE).is_err() {
+                    if self
+                        .poll
+                        .registry()
+                        .reregister(&mut conn.stream, Token(key), Interest::READABLE)
+                        .is_err()
+                    {
                         self.doom(key, DisconnectReason::Error);
                         return;
                     }
@@ -445,7 +489,10 @@ impl Shard {
                     let stale: Vec<usize> = self
                         .conns
                         .iter()
-                        .filter(|(_, c)| c.stalled_since.is_some_and(|t| now.duration_since(t) >= timeout))
+                        .filter(|(_, c)| {
+                            c.stalled_since
+                                .is_some_and(|t| now.duration_since(t) >= timeout)
+                        })
                         .map(|(k, _)| k)
                         .collect();
                     for key in stale {
@@ -460,7 +507,9 @@ impl Shard {
     }
 
     fn all_flushed(&self) -> bool {
-        self.conns.iter().all(|(_, c)| c.queue.is_empty() || c.doomed.is_some())
+        self.conns
+            .iter()
+            .all(|(_, c)| c.queue.is_empty() || c.doomed.is_some())
     }
 
     fn doom(&mut self, key: usize, reason: DisconnectReason) {
@@ -492,7 +541,11 @@ impl Shard {
         if conn.blocked {
             self.blocked_count -= 1;
         }
-        if matches!(reason, DisconnectReason::Server | DisconnectReason::Shutdown) && !conn.queue.is_empty() {
+        if matches!(
+            reason,
+            DisconnectReason::Server | DisconnectReason::Shutdown
+        ) && !conn.queue.is_empty()
+        {
             // A last, non-blocking attempt to deliver what the host queued before closing.
             if let Ok(n) = sys::send_frames(&conn.stream, &conn.queue, conn.offset) {
                 Counters::add(&self.shared.counters.bytes_written, n as u64);
@@ -516,7 +569,11 @@ impl Shard {
 
     /// Removes a closed client from the directory and tells the host.
     fn forget(&mut self, id: ClientId, reason: DisconnectReason) {
-        self.shared.directory.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.shared
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         self.shared.counters.disconnected(reason);
         self.emit(LifecycleEvent::Disconnected { client: id, reason });
     }

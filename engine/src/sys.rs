@@ -47,7 +47,9 @@ fn sockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<l
 /// On error the descriptor is left untouched (the caller still owns it).
 pub(crate) fn adopt_tcp_socket(fd: RawFd) -> Result<std::net::TcpStream> {
     if fd < 0 {
-        return Err(bad_socket(format!("fd {fd} is not a valid file descriptor")));
+        return Err(bad_socket(format!(
+            "fd {fd} is not a valid file descriptor"
+        )));
     }
     let mut stat = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `stat` is a valid out-pointer for one `struct stat`; fstat only reads `fd`.

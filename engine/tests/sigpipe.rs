@@ -64,7 +64,9 @@ fn run_scenario() {
                 drop(c);
             }
         }
-        eventually("every client is gone", || engine.client_count().unwrap() == 0);
+        eventually("every client is gone", || {
+            engine.client_count().unwrap() == 0
+        });
         println!("round {round} ok");
     }
     println!("scenario done");

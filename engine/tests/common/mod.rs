@@ -177,7 +177,11 @@ impl Recorder {
         let mut guard = events.lock().unwrap();
         while !guard.contains(&want) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {want:?}; saw {:?}", *guard);
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {want:?}; saw {:?}",
+                *guard
+            );
             guard = cv.wait_timeout(guard, left).unwrap().0;
         }
     }

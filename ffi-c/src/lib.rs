@@ -1,0 +1,747 @@
+//! The C API of sse-engine: thin conversions between C values and the engine's API.
+//!
+//! Every exported function runs its body inside [`call`], which catches panics, maps
+//! the engine's [`Error`] to an [`sse_status`] (in [`status_of`], the one mapping) and
+//! records the message for `sse_last_error_message`.
+#![allow(non_camel_case_types)]
+// Exported functions check their raw pointers themselves (NULL => SSE_ERR_NULL_POINTER);
+// the remaining contract (pointers valid for the documented sizes) is stated in the header.
+#![allow(clippy::missing_safety_doc, clippy::not_unsafe_ptr_arg_deref)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{
+    Config, ConnectOptions, DisconnectReason, Engine, Error, ErrorKind, Event, LifecycleEvent,
+};
+
+/// Status of every call. Values are stable and never renumbered.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sse_status {
+    /// Success.
+    SSE_OK = 0,
+    /// A required pointer argument was NULL.
+    SSE_ERR_NULL_POINTER = 1,
+    /// An argument is malformed (newline in an event name, empty channel, bad JSON, ...).
+    SSE_ERR_INVALID_ARGUMENT = 2,
+    /// A string argument is not valid UTF-8.
+    SSE_ERR_INVALID_UTF8 = 3,
+    /// The fd is not an open, connected TCP socket (closed, pipe, file, listening, UDP...).
+    SSE_ERR_BAD_SOCKET = 4,
+    /// No client with that id is connected.
+    SSE_ERR_NOT_FOUND = 5,
+    /// A configured limit refused the request.
+    SSE_ERR_LIMIT_REACHED = 6,
+    /// The engine is shut down.
+    SSE_ERR_SHUT_DOWN = 7,
+    /// An operating-system call failed.
+    SSE_ERR_IO = 8,
+    /// An internal bug was caught at the boundary. Please report it.
+    SSE_ERR_PANIC = 9,
+}
+
+/// The one mapping from the engine's error kinds to C status codes.
+fn status_of(kind: ErrorKind) -> sse_status {
+    match kind {
+        ErrorKind::NullPointer => sse_status::SSE_ERR_NULL_POINTER,
+        ErrorKind::InvalidArgument => sse_status::SSE_ERR_INVALID_ARGUMENT,
+        ErrorKind::InvalidUtf8 => sse_status::SSE_ERR_INVALID_UTF8,
+        ErrorKind::BadSocket => sse_status::SSE_ERR_BAD_SOCKET,
+        ErrorKind::NotFound => sse_status::SSE_ERR_NOT_FOUND,
+        ErrorKind::LimitReached => sse_status::SSE_ERR_LIMIT_REACHED,
+        ErrorKind::ShutDown => sse_status::SSE_ERR_SHUT_DOWN,
+        ErrorKind::Io => sse_status::SSE_ERR_IO,
+        ErrorKind::Panic => sse_status::SSE_ERR_PANIC,
+    }
+}
+
+/// What happened to a client (see `sse_lifecycle_event`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sse_lifecycle_kind {
+    /// The client was registered and its response head queued.
+    SSE_CONNECTED = 0,
+    /// The client is gone and its socket closed; `reason` says why.
+    SSE_DISCONNECTED = 1,
+}
+
+/// Why a client left.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sse_disconnect_reason {
+    /// Not a disconnect (the event is SSE_CONNECTED).
+    SSE_REASON_NONE = 0,
+    /// The client closed the connection.
+    SSE_REASON_CLOSED = 1,
+    /// A socket error (reset, broken pipe, other read/write error).
+    SSE_REASON_ERROR = 2,
+    /// The client's queue passed max_queue_bytes (it reads too slowly).
+    SSE_REASON_SLOW = 3,
+    /// The client accepted no bytes for write_timeout_ms.
+    SSE_REASON_TIMEOUT = 4,
+    /// The host disconnected it (sse_disconnect).
+    SSE_REASON_SERVER = 5,
+    /// The engine shut down.
+    SSE_REASON_SHUTDOWN = 6,
+}
+
+fn reason_of(reason: DisconnectReason) -> sse_disconnect_reason {
+    match reason {
+        DisconnectReason::Closed => sse_disconnect_reason::SSE_REASON_CLOSED,
+        DisconnectReason::Error => sse_disconnect_reason::SSE_REASON_ERROR,
+        DisconnectReason::Slow => sse_disconnect_reason::SSE_REASON_SLOW,
+        DisconnectReason::Timeout => sse_disconnect_reason::SSE_REASON_TIMEOUT,
+        DisconnectReason::Server => sse_disconnect_reason::SSE_REASON_SERVER,
+        DisconnectReason::Shutdown => sse_disconnect_reason::SSE_REASON_SHUTDOWN,
+    }
+}
+
+/// A lifecycle event, valid only during the callback.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sse_lifecycle_event {
+    pub kind: sse_lifecycle_kind,
+    pub client: u64,
+    pub reason: sse_disconnect_reason,
+}
+
+/// Lifecycle callback. It runs on an engine reactor thread: it must return quickly and
+/// must not block, and it must not call sse_engine_shutdown or sse_engine_free.
+/// Calling the send functions from it is allowed.
+pub type sse_event_callback =
+    Option<unsafe extern "C" fn(event: *const sse_lifecycle_event, user_data: *mut c_void)>;
+
+/// An engine. Opaque; create with sse_engine_new, destroy with sse_engine_free.
+pub struct sse_engine {
+    engine: Engine,
+}
+
+/// Engine settings. Fill with sse_config_init, then change what you need.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sse_config {
+    /// Reactor threads (default 1, at most 64).
+    pub threads: u32,
+    /// Heartbeat comment interval in milliseconds (default 15000; 0 = off).
+    pub heartbeat_ms: u32,
+    /// `retry:` hint sent to each client on connect, milliseconds (default 0 = none).
+    pub retry_ms: u32,
+    /// Drop a client that accepts no bytes for this long, milliseconds (default 30000; 0 = never).
+    pub write_timeout_ms: u32,
+    /// Seconds in the Retry-After header of the 503 answer to a refused hand-over (default 5).
+    pub busy_retry_after_s: u32,
+    /// Bytes a client may have queued before it is dropped as slow (default 1 MiB, at least 1024).
+    pub max_queue_bytes: usize,
+    /// Most clients at once (default 0 = unlimited).
+    pub max_clients: usize,
+    /// Most clients per channel (default 0 = unlimited).
+    pub max_clients_per_channel: usize,
+}
+
+/// One response header.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sse_header {
+    pub name: *const c_char,
+    pub value: *const c_char,
+}
+
+/// How a connection is handed over. Zero-initialise it (`sse_connect_options o = {0};`)
+/// and set what you need; every pointer may be NULL when its count is 0 / it is unused.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sse_connect_options {
+    /// Channels to join: `channels_len` NUL-terminated UTF-8 names.
+    pub channels: *const *const c_char,
+    pub channels_len: usize,
+    /// User key (NULL = none).
+    pub user: *const c_char,
+    /// Metadata: a JSON object as text (NULL = none).
+    pub metadata_json: *const c_char,
+    /// Extra response headers (not Content-Type, Cache-Control, Connection,
+    /// X-Accel-Buffering, Content-Length, Transfer-Encoding: the engine writes those).
+    pub headers: *const sse_header,
+    pub headers_len: usize,
+    /// The Last-Event-ID the client sent (NULL = none).
+    pub last_event_id: *const c_char,
+    /// `retry:` hint for this client in milliseconds (0 = the engine's setting).
+    pub retry_ms: u32,
+    /// The host already wrote the HTTP response head; the engine writes only the stream.
+    pub head_sent: bool,
+}
+
+/// An event to send. `event` and `id` may be NULL; `data` is `data_len` bytes of UTF-8
+/// (NUL bytes allowed; may be NULL when `data_len` is 0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sse_event {
+    /// Event name (`event:` field); NULL = unnamed ("message" in the browser).
+    pub event: *const c_char,
+    /// Event id (`id:` field); NULL = none.
+    pub id: *const c_char,
+    /// `retry:` field in milliseconds; 0 = none.
+    pub retry_ms: u32,
+    pub data: *const c_char,
+    pub data_len: usize,
+}
+
+/// Counters of an engine (see sse_stats).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct sse_stats {
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub refused_total: u64,
+    pub disconnects_closed: u64,
+    pub disconnects_error: u64,
+    pub disconnects_slow: u64,
+    pub disconnects_timeout: u64,
+    pub disconnects_server: u64,
+    pub disconnects_shutdown: u64,
+    pub events_published: u64,
+    pub frames_queued: u64,
+    pub bytes_written: u64,
+    pub heartbeats: u64,
+    pub queue_high_water: u64,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(message: &str) {
+    let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = text);
+}
+
+/// Runs an exported body: catches panics, maps errors, records the message.
+fn call(body: impl FnOnce() -> Result<(), Error>) -> sse_status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => sse_status::SSE_OK,
+        Ok(Err(e)) => {
+            set_last_error(&e.to_string());
+            status_of(e.kind())
+        }
+        Err(_) => {
+            set_last_error("internal panic: a bug in sse-engine");
+            sse_status::SSE_ERR_PANIC
+        }
+    }
+}
+
+fn null(what: &str) -> Error {
+    Error::new(ErrorKind::NullPointer, format!("{what} is NULL"))
+}
+
+/// Borrows a required C string.
+fn text<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Error> {
+    if ptr.is_null() {
+        return Err(null(what));
+    }
+    // SAFETY: non-NULL, and the caller guarantees a NUL-terminated string that lives for
+    // the duration of the call.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    std::str::from_utf8(bytes)
+        .map_err(|_| Error::new(ErrorKind::InvalidUtf8, format!("{what} is not valid UTF-8")))
+}
+
+/// Borrows an optional C string (NULL = None).
+fn opt_text<'a>(ptr: *const c_char, what: &str) -> Result<Option<&'a str>, Error> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        text(ptr, what).map(Some)
+    }
+}
+
+/// Borrows `len` items at `ptr` (NULL allowed when `len` is 0).
+fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], Error> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(null(what));
+    }
+    // SAFETY: non-NULL, and the caller guarantees `len` valid items for the call.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows an optional struct argument (NULL = None).
+fn opt_arg<'a, T>(ptr: *const T) -> Option<&'a T> {
+    // SAFETY: the caller guarantees a non-NULL pointer points to a valid `T` for the call.
+    unsafe { ptr.as_ref() }
+}
+
+/// Borrows a required struct argument.
+fn arg<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Error> {
+    opt_arg(ptr).ok_or_else(|| null(what))
+}
+
+/// Writes an out-parameter; a NULL pointer is an error.
+fn out<T>(ptr: *mut T, value: T, what: &str) -> Result<(), Error> {
+    if ptr.is_null() {
+        return Err(null(what));
+    }
+    // SAFETY: non-NULL, and the caller guarantees it points to writable storage for a `T`.
+    unsafe { ptr.write(value) };
+    Ok(())
+}
+
+/// Writes an optional out-parameter (NULL = the caller does not want it).
+fn out_opt<T>(ptr: *mut T, value: T) {
+    if !ptr.is_null() {
+        // SAFETY: as in `out`.
+        unsafe { ptr.write(value) };
+    }
+}
+
+fn engine_of<'a>(ptr: *const sse_engine) -> Result<&'a Engine, Error> {
+    arg(ptr, "engine").map(|e| &e.engine)
+}
+
+fn event_of(ev: *const sse_event) -> Result<Event, Error> {
+    let ev = arg(ev, "event")?;
+    let data = slice(ev.data.cast::<u8>(), ev.data_len, "event data")?;
+    let data = std::str::from_utf8(data)
+        .map_err(|_| Error::new(ErrorKind::InvalidUtf8, "event data is not valid UTF-8"))?;
+    Ok(Event {
+        event: opt_text(ev.event, "event name")?.map(str::to_owned),
+        id: opt_text(ev.id, "event id")?.map(str::to_owned),
+        retry: (ev.retry_ms != 0).then_some(u64::from(ev.retry_ms)),
+        data: data.to_owned(),
+    })
+}
+
+fn millis(ms: u32) -> Option<Duration> {
+    (ms != 0).then(|| Duration::from_millis(u64::from(ms)))
+}
+
+fn limit(n: usize) -> Option<usize> {
+    (n != 0).then_some(n)
+}
+
+/// Fills `config` with the defaults.
+#[no_mangle]
+pub extern "C" fn sse_config_init(config: *mut sse_config) -> sse_status {
+    call(|| {
+        let d = Config::default();
+        let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis() as u32);
+        let value = sse_config {
+            threads: d.threads as u32,
+            heartbeat_ms: ms(d.heartbeat),
+            retry_ms: d.retry.unwrap_or(0) as u32,
+            write_timeout_ms: ms(d.write_timeout),
+            busy_retry_after_s: d.busy_retry_after_secs,
+            max_queue_bytes: d.max_queue_bytes,
+            max_clients: d.max_clients.unwrap_or(0),
+            max_clients_per_channel: d.max_clients_per_channel.unwrap_or(0),
+        };
+        out(config, value, "config")
+    })
+}
+
+/// Starts an engine and its reactor threads. `config` may be NULL for the defaults.
+/// On success `*out_engine` owns the engine: release it with sse_engine_free.
+#[no_mangle]
+pub extern "C" fn sse_engine_new(
+    config: *const sse_config,
+    out_engine: *mut *mut sse_engine,
+) -> sse_status {
+    call(|| {
+        if out_engine.is_null() {
+            return Err(null("out_engine"));
+        }
+        let config = match opt_arg(config) {
+            None => Config::default(),
+            Some(c) => Config {
+                threads: c.threads as usize,
+                heartbeat: millis(c.heartbeat_ms),
+                retry: (c.retry_ms != 0).then_some(u64::from(c.retry_ms)),
+                max_queue_bytes: c.max_queue_bytes,
+                max_clients: limit(c.max_clients),
+                max_clients_per_channel: limit(c.max_clients_per_channel),
+                write_timeout: millis(c.write_timeout_ms),
+                busy_retry_after_secs: c.busy_retry_after_s,
+            },
+        };
+        let engine = Engine::start(config)?;
+        let handle = Box::into_raw(Box::new(sse_engine { engine }));
+        out(out_engine, handle, "out_engine")
+    })
+}
+
+/// Shuts the engine down if needed (flushing for at most 1 s) and frees it.
+/// NULL is ignored. The handle must not be used afterwards, nor concurrently.
+/// Must not be called from the lifecycle callback.
+#[no_mangle]
+pub extern "C" fn sse_engine_free(engine: *mut sse_engine) {
+    if engine.is_null() {
+        return;
+    }
+    let _ = call(|| {
+        // SAFETY: `engine` came from sse_engine_new (Box::into_raw) and is freed only here.
+        drop(unsafe { Box::from_raw(engine) });
+        Ok(())
+    });
+}
+
+/// Stops taking clients, flushes queued bytes for at most `timeout_ms`, closes every
+/// client (reason SSE_REASON_SHUTDOWN) and stops the reactor threads. Blocks until done.
+/// Every later call on the engine, and a second shutdown, returns SSE_ERR_SHUT_DOWN.
+/// Called from the lifecycle callback it returns SSE_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub extern "C" fn sse_engine_shutdown(engine: *const sse_engine, timeout_ms: u32) -> sse_status {
+    call(|| engine_of(engine)?.shutdown(Duration::from_millis(u64::from(timeout_ms))))
+}
+
+/// Like sse_engine_shutdown, first sending `last` (may be NULL) to every client.
+#[no_mangle]
+pub extern "C" fn sse_engine_shutdown_with_event(
+    engine: *const sse_engine,
+    timeout_ms: u32,
+    last: *const sse_event,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let last = if last.is_null() {
+            None
+        } else {
+            Some(event_of(last)?)
+        };
+        e.shutdown_with(Duration::from_millis(u64::from(timeout_ms)), last.as_ref())
+    })
+}
+
+/// Hands a connected TCP socket over to the engine; `*out_client` receives its id
+/// (unique for the engine's life, below 2^53). `options` may be NULL.
+///
+/// Ownership of `fd`: on SSE_OK the engine owns it and closes it when the client leaves;
+/// do not read, write or close it again. On SSE_ERR_LIMIT_REACHED the engine also took
+/// it: it answered `503 Service Unavailable` with `Retry-After` (unless head_sent) and
+/// closed it. On every other status the fd is untouched and still yours to close.
+/// The engine makes the socket non-blocking and sets TCP_NODELAY. Bytes your own
+/// parser already read past the request head stay with you.
+#[no_mangle]
+pub extern "C" fn sse_connect_fd(
+    engine: *const sse_engine,
+    fd: c_int,
+    options: *const sse_connect_options,
+    out_client: *mut u64,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        if out_client.is_null() {
+            return Err(null("out_client"));
+        }
+        let options = match opt_arg(options) {
+            None => ConnectOptions::default(),
+            Some(o) => connect_options(o)?,
+        };
+        let id = e.connect_fd(fd, &options)?;
+        out(out_client, id, "out_client")
+    })
+}
+
+fn connect_options(o: &sse_connect_options) -> Result<ConnectOptions, Error> {
+    let channels = slice(o.channels, o.channels_len, "channels")?
+        .iter()
+        .map(|&c| text(c, "channel name").map(str::to_owned))
+        .collect::<Result<Vec<_>, _>>()?;
+    let headers = slice(o.headers, o.headers_len, "headers")?
+        .iter()
+        .map(|h| {
+            Ok((
+                text(h.name, "header name")?.to_owned(),
+                text(h.value, "header value")?.to_owned(),
+            ))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(ConnectOptions {
+        channels,
+        user: opt_text(o.user, "user")?.map(str::to_owned),
+        metadata: opt_text(o.metadata_json, "metadata_json")?.map(str::to_owned),
+        headers,
+        last_event_id: opt_text(o.last_event_id, "last_event_id")?.map(str::to_owned),
+        retry: (o.retry_ms != 0).then_some(u64::from(o.retry_ms)),
+        head_sent: o.head_sent,
+    })
+}
+
+/// Sends an event to one client. SSE_ERR_NOT_FOUND when no such client is connected.
+#[no_mangle]
+pub extern "C" fn sse_send_to_client(
+    engine: *const sse_engine,
+    client: u64,
+    event: *const sse_event,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        e.send_to_client(client, &event_of(event)?).map(drop)
+    })
+}
+
+/// Sends an event to every connection of `user`. `out_count` (may be NULL) receives how
+/// many connections it was queued for.
+#[no_mangle]
+pub extern "C" fn sse_send_to_user(
+    engine: *const sse_engine,
+    user: *const c_char,
+    event: *const sse_event,
+    out_count: *mut usize,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let n = e.send_to_user(text(user, "user")?, &event_of(event)?)?;
+        out_opt(out_count, n);
+        Ok(())
+    })
+}
+
+/// Sends an event to every member of `channel`. `out_count` (may be NULL) receives how
+/// many clients it was queued for. Returns at once; the reactor writes it.
+#[no_mangle]
+pub extern "C" fn sse_broadcast(
+    engine: *const sse_engine,
+    channel: *const c_char,
+    event: *const sse_event,
+    out_count: *mut usize,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let n = e.broadcast(text(channel, "channel")?, &event_of(event)?)?;
+        out_opt(out_count, n);
+        Ok(())
+    })
+}
+
+/// Sends an event to every connected client. `out_count` may be NULL.
+#[no_mangle]
+pub extern "C" fn sse_broadcast_all(
+    engine: *const sse_engine,
+    event: *const sse_event,
+    out_count: *mut usize,
+) -> sse_status {
+    call(|| {
+        let n = engine_of(engine)?.broadcast_all(&event_of(event)?)?;
+        out_opt(out_count, n);
+        Ok(())
+    })
+}
+
+/// Adds a client to a channel. `out_changed` (may be NULL) is false when it was already
+/// a member. SSE_ERR_NOT_FOUND for an unknown client, SSE_ERR_LIMIT_REACHED when the
+/// channel is full.
+#[no_mangle]
+pub extern "C" fn sse_subscribe(
+    engine: *const sse_engine,
+    client: u64,
+    channel: *const c_char,
+    out_changed: *mut bool,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let changed = e.subscribe(client, text(channel, "channel")?)?;
+        out_opt(out_changed, changed);
+        Ok(())
+    })
+}
+
+/// Removes a client from a channel. `out_changed` (may be NULL) is false when it was not
+/// a member. SSE_ERR_NOT_FOUND for an unknown client.
+#[no_mangle]
+pub extern "C" fn sse_unsubscribe(
+    engine: *const sse_engine,
+    client: u64,
+    channel: *const c_char,
+    out_changed: *mut bool,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let changed = e.unsubscribe(client, text(channel, "channel")?)?;
+        out_opt(out_changed, changed);
+        Ok(())
+    })
+}
+
+/// Closes a client's stream after a last attempt to send what is queued for it
+/// (reason SSE_REASON_SERVER). SSE_ERR_NOT_FOUND for an unknown client.
+#[no_mangle]
+pub extern "C" fn sse_disconnect(engine: *const sse_engine, client: u64) -> sse_status {
+    call(|| engine_of(engine)?.disconnect(client))
+}
+
+/// Number of connected clients.
+#[no_mangle]
+pub extern "C" fn sse_client_count(engine: *const sse_engine, out_count: *mut usize) -> sse_status {
+    call(|| {
+        let n = engine_of(engine)?.client_count()?;
+        out(out_count, n, "out_count")
+    })
+}
+
+/// Number of members of `channel` (0 for a channel nobody joined).
+#[no_mangle]
+pub extern "C" fn sse_channel_count(
+    engine: *const sse_engine,
+    channel: *const c_char,
+    out_count: *mut usize,
+) -> sse_status {
+    call(|| {
+        let n = engine_of(engine)?.channel_count(text(channel, "channel")?)?;
+        out(out_count, n, "out_count")
+    })
+}
+
+/// Number of connections of `user`.
+#[no_mangle]
+pub extern "C" fn sse_user_count(
+    engine: *const sse_engine,
+    user: *const c_char,
+    out_count: *mut usize,
+) -> sse_status {
+    call(|| {
+        let n = engine_of(engine)?.user_count(text(user, "user")?)?;
+        out(out_count, n, "out_count")
+    })
+}
+
+/// Copies the engine's counters into `*out_stats`. Works after shutdown too.
+#[no_mangle]
+pub extern "C" fn sse_get_stats(
+    engine: *const sse_engine,
+    out_stats: *mut sse_stats,
+) -> sse_status {
+    call(|| {
+        let s = engine_of(engine)?.stats();
+        let by = |r| s.disconnects_by(r);
+        let value = sse_stats {
+            connections_open: s.connections_open,
+            connections_total: s.connections_total,
+            refused_total: s.refused_total,
+            disconnects_closed: by(DisconnectReason::Closed),
+            disconnects_error: by(DisconnectReason::Error),
+            disconnects_slow: by(DisconnectReason::Slow),
+            disconnects_timeout: by(DisconnectReason::Timeout),
+            disconnects_server: by(DisconnectReason::Server),
+            disconnects_shutdown: by(DisconnectReason::Shutdown),
+            events_published: s.events_published,
+            frames_queued: s.frames_queued,
+            bytes_written: s.bytes_written,
+            heartbeats: s.heartbeats,
+            queue_high_water: s.queue_high_water,
+        };
+        out(out_stats, value, "out_stats")
+    })
+}
+
+/// The C callback and its user data, carried to the reactor threads.
+struct CCallback {
+    callback: unsafe extern "C" fn(*const sse_lifecycle_event, *mut c_void),
+    user_data: *mut c_void,
+}
+
+impl CCallback {
+    fn invoke(&self, event: &sse_lifecycle_event) {
+        // SAFETY: the caller registered a valid function; `event` lives for the call.
+        unsafe { (self.callback)(event, self.user_data) }
+    }
+}
+
+// SAFETY: the header requires the callback and its user_data to be usable from the
+// engine's reactor threads; the engine never dereferences user_data itself.
+unsafe impl Send for CCallback {}
+// SAFETY: as above; the callback may run on several reactor threads at once when the
+// engine has more than one, which the header states.
+unsafe impl Sync for CCallback {}
+
+/// Registers the lifecycle callback (NULL removes it). `user_data` is passed back as is.
+/// The callback runs on a reactor thread, after every event already reported, and must
+/// not block (see sse_event_callback). With several threads it may run concurrently.
+#[no_mangle]
+pub extern "C" fn sse_set_event_callback(
+    engine: *const sse_engine,
+    callback: sse_event_callback,
+    user_data: *mut c_void,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let Some(callback) = callback else {
+            return e.set_event_handler(None);
+        };
+        let c = CCallback {
+            callback,
+            user_data,
+        };
+        e.set_event_handler(Some(Arc::new(move |event: &LifecycleEvent| {
+            let value = match *event {
+                LifecycleEvent::Connected { client } => sse_lifecycle_event {
+                    kind: sse_lifecycle_kind::SSE_CONNECTED,
+                    client,
+                    reason: sse_disconnect_reason::SSE_REASON_NONE,
+                },
+                LifecycleEvent::Disconnected { client, reason } => sse_lifecycle_event {
+                    kind: sse_lifecycle_kind::SSE_DISCONNECTED,
+                    client,
+                    reason: reason_of(reason),
+                },
+            };
+            c.invoke(&value);
+        })))
+    })
+}
+
+/// A static, human-readable name for a status code (never NULL; "unknown status" for a
+/// value that is no sse_status).
+#[no_mangle]
+pub extern "C" fn sse_status_str(status: c_int) -> *const c_char {
+    const ALL: [sse_status; 10] = [
+        sse_status::SSE_OK,
+        sse_status::SSE_ERR_NULL_POINTER,
+        sse_status::SSE_ERR_INVALID_ARGUMENT,
+        sse_status::SSE_ERR_INVALID_UTF8,
+        sse_status::SSE_ERR_BAD_SOCKET,
+        sse_status::SSE_ERR_NOT_FOUND,
+        sse_status::SSE_ERR_LIMIT_REACHED,
+        sse_status::SSE_ERR_SHUT_DOWN,
+        sse_status::SSE_ERR_IO,
+        sse_status::SSE_ERR_PANIC,
+    ];
+    let Some(&status) = ALL.iter().find(|s| **s as c_int == status) else {
+        return c"unknown status".as_ptr();
+    };
+    let s: &'static CStr = match status {
+        sse_status::SSE_OK => c"ok",
+        sse_status::SSE_ERR_NULL_POINTER => c"null pointer",
+        sse_status::SSE_ERR_INVALID_ARGUMENT => c"invalid argument",
+        sse_status::SSE_ERR_INVALID_UTF8 => c"invalid UTF-8",
+        sse_status::SSE_ERR_BAD_SOCKET => c"bad socket",
+        sse_status::SSE_ERR_NOT_FOUND => c"not found",
+        sse_status::SSE_ERR_LIMIT_REACHED => c"limit reached",
+        sse_status::SSE_ERR_SHUT_DOWN => c"shut down",
+        sse_status::SSE_ERR_IO => c"I/O error",
+        sse_status::SSE_ERR_PANIC => c"internal panic",
+    };
+    s.as_ptr()
+}
+
+/// The message of the last error on this thread ("" if none). Valid until the next call
+/// into this library on the same thread; never NULL.
+#[no_mangle]
+pub extern "C" fn sse_last_error_message() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// The library version, e.g. "0.1.0" (static, never NULL).
+#[no_mangle]
+pub extern "C" fn sse_version() -> *const c_char {
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => panic!("version contains NUL"),
+        };
+    VERSION.as_ptr()
+}

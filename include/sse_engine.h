@@ -240,6 +240,7 @@ typedef struct sse_stats {
   uint64_t events_published;
   uint64_t frames_queued;
   uint64_t bytes_written;
+  uint64_t write_calls;
   uint64_t heartbeats;
   uint64_t queue_high_water;
 } sse_stats;

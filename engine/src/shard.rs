@@ -398,6 +398,7 @@ impl Shard {
             return;
         }
         let mut written = 0u64;
+        let mut calls = 0u64;
         let result = loop {
             if conn.queue.is_empty() {
                 break Ok(false);
@@ -409,6 +410,7 @@ impl Shard {
                 .map(Bytes::len)
                 .sum::<usize>()
                 - conn.offset;
+            calls += 1;
             match sys::send_frames(&conn.stream, &conn.queue, conn.offset) {
                 Ok(n) => {
                     written += n as u64;
@@ -423,6 +425,7 @@ impl Shard {
             }
         };
         Counters::add(&self.shared.counters.bytes_written, written);
+        Counters::add(&self.shared.counters.write_calls, calls);
         match result {
             Ok(true) => {
                 conn.stalled_since.get_or_insert(self.now);

@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub events_published: AtomicU64,
     pub frames_queued: AtomicU64,
     pub bytes_written: AtomicU64,
+    pub write_calls: AtomicU64,
     pub heartbeats: AtomicU64,
     pub queue_high_water: AtomicU64,
 }
@@ -39,6 +40,7 @@ impl Counters {
             events_published: self.events_published.load(Relaxed),
             frames_queued: self.frames_queued.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
+            write_calls: self.write_calls.load(Relaxed),
             heartbeats: self.heartbeats.load(Relaxed),
             queue_high_water: self.queue_high_water.load(Relaxed),
         }
@@ -62,6 +64,8 @@ pub struct Stats {
     pub frames_queued: u64,
     /// Bytes written to client sockets.
     pub bytes_written: u64,
+    /// `sendmsg` calls made on client sockets; `frames_queued / write_calls` shows coalescing.
+    pub write_calls: u64,
     /// Heartbeat comments queued.
     pub heartbeats: u64,
     /// The most bytes any one client has had queued.

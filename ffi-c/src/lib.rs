@@ -205,6 +205,7 @@ pub struct sse_stats {
     pub events_published: u64,
     pub frames_queued: u64,
     pub bytes_written: u64,
+    pub write_calls: u64,
     pub heartbeats: u64,
     pub queue_high_water: u64,
 }
@@ -631,6 +632,7 @@ pub extern "C" fn sse_get_stats(
             events_published: s.events_published,
             frames_queued: s.frames_queued,
             bytes_written: s.bytes_written,
+            write_calls: s.write_calls,
             heartbeats: s.heartbeats,
             queue_high_water: s.queue_high_water,
         };

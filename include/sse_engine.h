@@ -8,6 +8,10 @@
  *    into this library on the same thread).
  *  - Every pointer argument is checked: NULL where a value is required gives
  *    SSE_ERR_NULL_POINTER. Strings are NUL-terminated UTF-8 (else SSE_ERR_INVALID_UTF8).
+ *    Checks run in this order: NULL pointers, UTF-8 of the strings, then
+ *    SSE_ERR_SHUT_DOWN, then the engine's own validation (SSE_ERR_INVALID_ARGUMENT...).
+ *  - Channel names, user keys, event names and event ids are 1 to 1024 bytes (an id may
+ *    be empty); event names and ids must not contain CR or LF.
  *  - All functions are thread-safe, except sse_engine_free, which must be the last call
  *    on an engine.
  *  - No function panics across the boundary: an internal bug returns SSE_ERR_PANIC.
@@ -159,7 +163,9 @@ typedef struct sse_config {
 
 /**
  * An event to send. `event` and `id` may be NULL; `data` is `data_len` bytes of UTF-8
- * (NUL bytes allowed; may be NULL when `data_len` is 0).
+ * (NUL bytes allowed; may be NULL when `data_len` is 0). Line breaks in data (CRLF, LF,
+ * CR) become separate `data:` lines. An event name must not be empty; name and id must
+ * not contain CR or LF and are at most 1024 bytes (SSE_ERR_INVALID_ARGUMENT).
  */
 typedef struct sse_event {
   /**
@@ -372,8 +378,10 @@ enum sse_status sse_get_stats(const struct sse_engine *engine, struct sse_stats 
 
 /**
  * Registers the lifecycle callback (NULL removes it). `user_data` is passed back as is.
- * The callback runs on a reactor thread, after every event already reported, and must
- * not block (see sse_event_callback). With several threads it may run concurrently.
+ * The callback runs on a reactor thread and must not block (see sse_event_callback).
+ * With several threads it may run concurrently. When this returns, the previous
+ * callback is no longer called, so its user_data may be freed; called from inside the
+ * callback, the change takes effect after the callback returns.
  */
 enum sse_status sse_set_event_callback(const struct sse_engine *engine, sse_event_callback callback, void *user_data);
 

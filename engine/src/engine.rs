@@ -1,7 +1,7 @@
 //! The engine handle: validates calls, keeps the directory, and feeds the shards.
 
 use std::cell::Cell;
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -148,25 +148,22 @@ impl Engine {
     pub fn connect_fd(&self, fd: RawFd, options: &ConnectOptions) -> Result<ClientId> {
         self.check_open()?;
         let options = options.validate(&self.shared.config)?;
-        let stream = sys::adopt_tcp_socket(fd)?;
-        let peer = stream.peer_addr().ok();
+        sys::check_tcp_socket(fd)?;
         let mut directory = self.directory();
+        // Checked again under the lock: a shutdown that started meanwhile must not strand
+        // this client in a shard that is already closing. The fd is still untouched.
+        self.check_open()?;
         if let Err(e) = directory.check_admission(&options.channels, self.limits()) {
             drop(directory);
+            let stream = sys::own_tcp_socket(fd);
             Counters::add(&self.shared.counters.refused_total, 1);
             if !options.head_sent {
                 refuse_busy(&stream, self.shared.config.busy_retry_after_secs);
             }
             return Err(e);
         }
-        // Checked again under the lock: a shutdown that started meanwhile must not
-        // strand this client in a shard that is already closing.
-        if self.closed.load(Ordering::SeqCst) {
-            drop(directory);
-            // Ownership stays with the caller on this error: hand the descriptor back open.
-            let _ = stream.into_raw_fd();
-            return Err(Error::shut_down());
-        }
+        let stream = sys::own_tcp_socket(fd);
+        let peer = stream.peer_addr().ok();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         directory.insert(id, options.user.clone(), options.channels.clone());
         let shard = self.shard_of(id);
@@ -182,20 +179,19 @@ impl Engine {
         Ok(id)
     }
 
-    fn publish(&self, event: &Event) -> Result<Bytes> {
-        self.check_open()?;
-        let frame = event.encode()?;
+    fn count_published(&self) {
         Counters::add(&self.shared.counters.events_published, 1);
-        Ok(frame)
     }
 
     /// Sends `event` to one client. Returns 1, or `NotFound` when no such client is connected.
     pub fn send_to_client(&self, client: ClientId, event: &Event) -> Result<usize> {
-        let frame = self.publish(event)?;
+        self.check_open()?;
+        let frame = event.encode()?;
         let directory = self.directory();
         if !directory.contains(client) {
             return Err(Error::not_found(client));
         }
+        self.count_published();
         let shard = self.shard_of(client);
         shard.send(Command::ToClient { client, frame });
         drop(directory);
@@ -205,8 +201,10 @@ impl Engine {
 
     /// Sends `event` to every connection of `user`; returns how many it was queued for.
     pub fn send_to_user(&self, user: &str, event: &Event) -> Result<usize> {
+        self.check_open()?;
         validate_user(user)?;
-        let frame = self.publish(event)?;
+        let frame = event.encode()?;
+        self.count_published();
         let count = self.directory().user_count(user);
         if count > 0 {
             let user: Arc<str> = user.into();
@@ -220,8 +218,10 @@ impl Engine {
 
     /// Sends `event` to every member of `channel`; returns how many it was queued for.
     pub fn broadcast(&self, channel: &str, event: &Event) -> Result<usize> {
+        self.check_open()?;
         validate_channel(channel)?;
-        let frame = self.publish(event)?;
+        let frame = event.encode()?;
+        self.count_published();
         let count = self.directory().channel_count(channel);
         if count > 0 {
             let channel: Arc<str> = channel.into();
@@ -235,7 +235,9 @@ impl Engine {
 
     /// Sends `event` to every connected client; returns how many it was queued for.
     pub fn broadcast_all(&self, event: &Event) -> Result<usize> {
-        let frame = self.publish(event)?;
+        self.check_open()?;
+        let frame = event.encode()?;
+        self.count_published();
         let count = self.directory().client_count();
         if count > 0 {
             self.to_every_shard(|| Command::ToAll {
@@ -322,10 +324,18 @@ impl Engine {
     }
 
     /// Registers (or with `None` removes) the lifecycle handler. It runs on a reactor
-    /// thread, after every event already reported; it must not block.
+    /// thread and must not block. When this returns, every shard uses the new handler:
+    /// the old one runs no more (called from a handler itself, the change is queued and
+    /// the call returns at once, since the reactor cannot wait for itself).
     pub fn set_event_handler(&self, handler: Option<EventHandler>) -> Result<()> {
         self.check_open()?;
-        self.to_every_shard(|| Command::SetHandler(handler.clone()));
+        let (applied, wait) = mpsc::channel();
+        self.to_every_shard(|| Command::SetHandler(handler.clone(), applied.clone()));
+        drop(applied);
+        if !ON_REACTOR.with(Cell::get) {
+            // Each shard acknowledges by dropping its sender; a stopped shard drops it too.
+            while wait.recv().is_ok() {}
+        }
         Ok(())
     }
 
@@ -346,6 +356,7 @@ impl Engine {
 
     /// Like [`Engine::shutdown`], first sending `last` to every client.
     pub fn shutdown_with(&self, deadline: Duration, last: Option<&Event>) -> Result<()> {
+        self.check_open()?;
         let last = last.map(Event::encode).transpose()?;
         if ON_REACTOR.with(Cell::get) {
             return Err(Error::new(

@@ -31,6 +31,8 @@ use crate::sys;
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Clients flushed between two looks at the command queue.
 const FLUSH_CHUNK: usize = 128;
+/// Queue slots a drained client keeps; a larger queue is freed (32 bytes a slot).
+const IDLE_QUEUE_CAPACITY: usize = 8;
 /// How often write timeouts are checked while some client is blocked.
 const TIMEOUT_SWEEP: Duration = Duration::from_millis(250);
 
@@ -70,7 +72,8 @@ pub(crate) enum Command {
     Disconnect {
         client: ClientId,
     },
-    SetHandler(Option<EventHandler>),
+    /// The sender is dropped once the handler is in place (the caller waits for that).
+    SetHandler(Option<EventHandler>, std::sync::mpsc::Sender<()>),
     Shutdown {
         deadline: Instant,
         last: Option<Bytes>,
@@ -283,7 +286,7 @@ impl Shard {
                     self.doom(key, DisconnectReason::Server);
                 }
             }
-            Command::SetHandler(handler) => self.handler = handler,
+            Command::SetHandler(handler, _applied) => self.handler = handler,
             Command::Shutdown { deadline, last } => {
                 self.shutdown = Some(deadline);
                 if let Some(frame) = last {
@@ -401,6 +404,10 @@ impl Shard {
         let mut calls = 0u64;
         let result = loop {
             if conn.queue.is_empty() {
+                // A burst grew the queue; give the memory back while the client is idle.
+                if conn.queue.capacity() > IDLE_QUEUE_CAPACITY {
+                    conn.queue = VecDeque::new();
+                }
                 break Ok(false);
             }
             let batch: usize = conn
@@ -549,10 +556,17 @@ impl Shard {
             DisconnectReason::Server | DisconnectReason::Shutdown
         ) && !conn.queue.is_empty()
         {
-            // A last, non-blocking attempt to deliver what the host queued before closing.
-            if let Ok(n) = sys::send_frames(&conn.stream, &conn.queue, conn.offset) {
-                Counters::add(&self.shared.counters.bytes_written, n as u64);
-                advance(&mut conn, n);
+            // A last, non-blocking attempt to deliver what the host queued before closing:
+            // as much as the kernel takes now.
+            while !conn.queue.is_empty() {
+                match sys::send_frames(&conn.stream, &conn.queue, conn.offset) {
+                    Ok(n) if n > 0 => {
+                        Counters::add(&self.shared.counters.bytes_written, n as u64);
+                        Counters::add(&self.shared.counters.write_calls, 1);
+                        advance(&mut conn, n);
+                    }
+                    _ => break,
+                }
             }
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);

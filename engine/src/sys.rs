@@ -42,10 +42,8 @@ fn sockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<l
     }
 }
 
-/// Checks `fd` and takes ownership of it as a non-blocking TCP stream with TCP_NODELAY.
-///
-/// On error the descriptor is left untouched (the caller still owns it).
-pub(crate) fn adopt_tcp_socket(fd: RawFd) -> Result<std::net::TcpStream> {
+/// Checks that `fd` is an open, connected TCP socket, without changing anything about it.
+pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<()> {
     if fd < 0 {
         return Err(bad_socket(format!(
             "fd {fd} is not a valid file descriptor"
@@ -92,17 +90,23 @@ pub(crate) fn adopt_tcp_socket(fd: RawFd) -> Result<std::net::TcpStream> {
         let err = io::Error::last_os_error();
         return Err(bad_socket(format!("fd {fd} is not connected: {err}")));
     }
-    // SAFETY: `fd` is an open, connected TCP socket (checked above), and the API contract
-    // transfers its ownership to the engine on success: nobody else closes it from here on.
+    Ok(())
+}
+
+/// Takes ownership of a socket that passed [`check_tcp_socket`], as a non-blocking TCP
+/// stream with TCP_NODELAY. The caller must own `fd` and give it up: the API contract
+/// says the engine owns the descriptor from here on.
+pub(crate) fn own_tcp_socket(fd: RawFd) -> std::net::TcpStream {
+    // SAFETY: `fd` is an open, connected TCP socket (checked by `check_tcp_socket` just
+    // before, under the same call), and the API contract transfers its ownership to the
+    // engine at this point: nobody else closes it from here on.
     let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    if let Err(e) = stream.set_nonblocking(true) {
-        // Give the descriptor back untouched: the caller keeps ownership on error.
-        std::mem::forget(stream);
-        return Err(Error::io("set O_NONBLOCK", e));
-    }
-    // TCP_NODELAY can fail on an odd stack; a stream without it still works.
+    // Neither can fail on a valid TCP socket; were one to, the stream still works (a
+    // blocking socket stays correct because every send uses MSG_DONTWAIT and reads stop
+    // at the first short read).
+    let _ = stream.set_nonblocking(true);
     let _ = stream.set_nodelay(true);
-    Ok(stream)
+    stream
 }
 
 /// Sends queued frames, starting `offset` bytes into the first one, in one `sendmsg` call

@@ -209,41 +209,17 @@ fn lifecycle_connected_and_every_disconnect_reason() {
     );
     drop(slow);
 
-    // timeout: the client reads nothing while a few bytes stay queued (below the limit).
-    let (stalled, id) = connect(&engine, &ConnectOptions::default()).unwrap();
-    socket2::SockRef::from(stalled.stream())
-        .set_recv_buffer_size(4096)
-        .unwrap();
-    let chunk = Event::new("y".repeat(8 * 1024));
-    let mut sent = 0;
-    while !events.events().contains(&LifecycleEvent::Disconnected {
-        client: id,
-        reason: DisconnectReason::Timeout,
-    }) {
-        if engine.send_to_client(id, &chunk).is_err() || sent > 4000 {
-            break;
-        }
-        sent += 1;
-        if sent % 4 == 0 {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // Stop before the queue limit: the timeout, not slowness, must end this client.
-        if engine.stats().queue_high_water > 32 * 1024 {
-            break;
-        }
-    }
-    events.wait_disconnect(id, DisconnectReason::Timeout);
-    drop(stalled);
-
     // shutdown: every remaining client.
     let (_c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
     engine.shutdown(Duration::from_secs(1)).unwrap();
     events.wait_disconnect(id, DisconnectReason::Shutdown);
     let stats = engine.stats();
     for reason in DisconnectReason::ALL {
-        assert!(
-            stats.disconnects_by(reason) >= 1,
-            "no {} disconnect counted",
+        let expected = u64::from(reason != DisconnectReason::Timeout);
+        assert_eq!(
+            stats.disconnects_by(reason),
+            expected,
+            "{}",
             reason.as_str()
         );
     }
@@ -530,4 +506,84 @@ fn client_data_is_discarded_and_coalesced_bursts_arrive_whole() {
     }
     let stats = engine.stats();
     assert_eq!(stats.frames_queued, 1001);
+}
+
+#[test]
+fn a_client_that_accepts_no_bytes_is_dropped_after_the_write_timeout() {
+    let engine = Engine::start(Config {
+        write_timeout: Some(Duration::from_millis(300)),
+        ..quiet()
+    })
+    .unwrap();
+    let events = Recorder::install(&engine);
+    let (stalled, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    socket2::SockRef::from(stalled.stream())
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    // Fill the socket buffers until the engine has to queue (the high-water mark only
+    // moves for a blocked client), then stop: well below the 1 MiB queue limit.
+    let chunk = Event::new("y".repeat(8 * 1024));
+    for _ in 0..2000 {
+        engine.send_to_client(id, &chunk).unwrap();
+        if engine.stats().queue_high_water > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        engine.stats().queue_high_water > 0,
+        "the client never blocked"
+    );
+    events.wait_disconnect(id, DisconnectReason::Timeout);
+    assert_eq!(engine.stats().disconnects_by(DisconnectReason::Slow), 0);
+    drop(stalled);
+}
+
+#[test]
+fn disconnect_delivers_everything_queued_before_it() {
+    let engine = Engine::start(quiet()).unwrap();
+    let (mut c, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    c.read_head();
+    for i in 0..500 {
+        engine
+            .send_to_client(id, &Event::new(i.to_string()))
+            .unwrap();
+    }
+    engine.disconnect(id).unwrap();
+    for i in 0..500 {
+        assert_eq!(c.next_data(), i.to_string());
+    }
+    assert!(c.next().is_none());
+    // A failed send is not counted as published.
+    assert_eq!(
+        engine
+            .send_to_client(id, &Event::new("x"))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(engine.stats().events_published, 500);
+}
+
+#[test]
+fn a_removed_handler_is_not_called_after_set_event_handler_returns() {
+    let engine = Engine::start(quiet()).unwrap();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    engine
+        .on_event(move |_| {
+            std::thread::sleep(Duration::from_millis(20));
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        })
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(connect(&engine, &ConnectOptions::default()).unwrap());
+    }
+    engine.set_event_handler(None).unwrap();
+    let seen = calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(seen, 5, "every connect before the removal was reported");
+    drop(clients);
+    eventually("clients are gone", || engine.client_count().unwrap() == 0);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), seen);
 }

@@ -175,7 +175,9 @@ pub struct sse_connect_options {
 }
 
 /// An event to send. `event` and `id` may be NULL; `data` is `data_len` bytes of UTF-8
-/// (NUL bytes allowed; may be NULL when `data_len` is 0).
+/// (NUL bytes allowed; may be NULL when `data_len` is 0). Line breaks in data (CRLF, LF,
+/// CR) become separate `data:` lines. An event name must not be empty; name and id must
+/// not contain CR or LF and are at most 1024 bytes (SSE_ERR_INVALID_ARGUMENT).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sse_event {
@@ -661,8 +663,10 @@ unsafe impl Send for CCallback {}
 unsafe impl Sync for CCallback {}
 
 /// Registers the lifecycle callback (NULL removes it). `user_data` is passed back as is.
-/// The callback runs on a reactor thread, after every event already reported, and must
-/// not block (see sse_event_callback). With several threads it may run concurrently.
+/// The callback runs on a reactor thread and must not block (see sse_event_callback).
+/// With several threads it may run concurrently. When this returns, the previous
+/// callback is no longer called, so its user_data may be freed; called from inside the
+/// callback, the change takes effect after the callback returns.
 #[no_mangle]
 pub extern "C" fn sse_set_event_callback(
     engine: *const sse_engine,

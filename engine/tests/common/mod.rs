@@ -160,7 +160,10 @@ impl Recorder {
         engine
             .on_event(move |event| {
                 let (events, cv) = &*sink.inner;
-                events.lock().unwrap().push(*event);
+                events
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(*event);
                 cv.notify_all();
             })
             .unwrap();

@@ -1,0 +1,377 @@
+/*
+ * Shared helpers of the C tests: CHECK macros that count failures, loopback sockets,
+ * a lifecycle-event log filled from the reactor thread, and timed waits.
+ *
+ * Include it first in a test (it defines _GNU_SOURCE before any system header).
+ * Everything here is static: each test is one translation unit.
+ */
+#ifndef SSE_TESTUTIL_H
+#define SSE_TESTUTIL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sse_engine.h"
+
+/* ------------------------------------------------------------------------------------ */
+/* Checks                                                                                */
+/* ------------------------------------------------------------------------------------ */
+
+static int g_checks;
+static int g_failures;
+
+#define CHECK(cond, ...)                                                                  \
+    do {                                                                                  \
+        g_checks++;                                                                       \
+        if (!(cond)) {                                                                    \
+            g_failures++;                                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);      \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fputc('\n', stderr);                                                          \
+        }                                                                                 \
+    } while (0)
+
+/* Something the test itself needs failed (socket(), fork()...): report and count it. */
+#define REQUIRE(cond, ...)                                                                \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            CHECK(cond, __VA_ARGS__);                                                     \
+            return;                                                                       \
+        }                                                                                 \
+    } while (0)
+
+/*
+ * sse_last_error_message() is not cleared by a successful call, so a non-empty message
+ * after an error could be left over from an earlier one. Before every call that must
+ * fail, arm_last_error() provokes a marker error with a message no test expects; the
+ * check then requires a non-empty message that differs from the marker.
+ */
+static char g_marker[512];
+
+static inline void arm_last_error(void) {
+    sse_config c;
+    sse_config_init(&c);
+    c.threads = 1000; /* the tests use 0 and 65 for their own threads checks */
+    sse_engine *e = NULL;
+    sse_status s = sse_engine_new(&c, &e);
+    snprintf(g_marker, sizeof g_marker, "%s", sse_last_error_message());
+    if (s != SSE_ERR_INVALID_ARGUMENT || e != NULL || g_marker[0] == '\0') {
+        g_failures++;
+        fprintf(stderr, "arm_last_error: the marker error did not happen (status %d)\n", s);
+    }
+}
+
+static inline void check_status_at(const char *file, int line, const char *expr, sse_status got,
+                            sse_status expected) {
+    /* Copy the message before any other library call (it is valid until the next one). */
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", sse_last_error_message());
+    g_checks++;
+    if (got != expected) {
+        g_failures++;
+        fprintf(stderr, "%s:%d: %s\n    expected %s (%d), got %s (%d); last error: \"%s\"\n",
+                file, line, expr, sse_status_str((int)expected), (int)expected,
+                sse_status_str((int)got), (int)got, msg);
+        return;
+    }
+    if (expected != SSE_OK) {
+        if (msg[0] == '\0' || strcmp(msg, g_marker) == 0) {
+            g_failures++;
+            fprintf(stderr, "%s:%d: %s\n    returned %s but sse_last_error_message() is %s\n",
+                    file, line, expr, sse_status_str((int)got),
+                    msg[0] == '\0' ? "empty" : "stale (the marker)");
+        }
+    }
+}
+
+/* CHECK_OK(call): the call must return SSE_OK. */
+#define CHECK_OK(call) check_status_at(__FILE__, __LINE__, #call, (call), SSE_OK)
+
+/* CHECK_ERR(call, status): the call must return `status` and leave a fresh message. */
+#define CHECK_ERR(call, expected)                                                         \
+    do {                                                                                  \
+        arm_last_error();                                                                 \
+        sse_status check_err_got_ = (call);                                               \
+        check_status_at(__FILE__, __LINE__, #call, check_err_got_, (expected));           \
+    } while (0)
+
+static inline int finish(const char *name) {
+    if (g_failures == 0) {
+        printf("%s: ok (%d checks)\n", name, g_checks);
+        return 0;
+    }
+    printf("%s: FAILED (%d of %d checks failed)\n", name, g_failures, g_checks);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Time                                                                                  */
+/* ------------------------------------------------------------------------------------ */
+
+static inline int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Polls `cond` (an expression) every few ms until it holds or `timeout_ms` passes.
+ * Evaluates to whether it held. Only a wait: the assertion is the caller's CHECK. */
+#define WAIT_UNTIL(cond, timeout_ms)                                                      \
+    __extension__({                                                                       \
+        int64_t wait_deadline_ = now_ms() + (timeout_ms);                                 \
+        bool wait_ok_ = false;                                                            \
+        for (;;) {                                                                        \
+            if (cond) {                                                                   \
+                wait_ok_ = true;                                                          \
+                break;                                                                    \
+            }                                                                             \
+            if (now_ms() >= wait_deadline_)                                               \
+                break;                                                                    \
+            sleep_ms(2);                                                                  \
+        }                                                                                 \
+        wait_ok_;                                                                         \
+    })
+
+/* ------------------------------------------------------------------------------------ */
+/* Lifecycle log: the callback runs on a reactor thread; everything is under a mutex.    */
+/* ------------------------------------------------------------------------------------ */
+
+#define LOG_CAP 1024
+
+typedef struct lifecycle_log {
+    pthread_mutex_t mu;
+    size_t n;       /* events recorded (at most LOG_CAP kept) */
+    size_t dropped; /* events beyond LOG_CAP */
+    sse_lifecycle_event ev[LOG_CAP];
+} lifecycle_log;
+
+static inline void log_init(lifecycle_log *log) {
+    memset(log, 0, sizeof *log);
+    pthread_mutex_init(&log->mu, NULL);
+}
+
+static inline void log_destroy(lifecycle_log *log) { pthread_mutex_destroy(&log->mu); }
+
+static inline void log_callback(const sse_lifecycle_event *event, void *user_data) {
+    lifecycle_log *log = user_data;
+    pthread_mutex_lock(&log->mu);
+    if (log->n < LOG_CAP)
+        log->ev[log->n++] = *event;
+    else
+        log->dropped++;
+    pthread_mutex_unlock(&log->mu);
+}
+
+/* How many recorded events match (client 0 = any client, reason -1 = any reason). */
+static inline size_t log_count(lifecycle_log *log, sse_lifecycle_kind kind, uint64_t client,
+                        int reason) {
+    size_t count = 0;
+    pthread_mutex_lock(&log->mu);
+    for (size_t i = 0; i < log->n; i++) {
+        const sse_lifecycle_event *e = &log->ev[i];
+        if (e->kind == kind && (client == 0 || e->client == client) &&
+            (reason < 0 || (int)e->reason == reason))
+            count++;
+    }
+    pthread_mutex_unlock(&log->mu);
+    return count;
+}
+
+/* The reason of the first DISCONNECTED event of `client`, or -1. */
+static inline int log_disconnect_reason(lifecycle_log *log, uint64_t client) {
+    int reason = -1;
+    pthread_mutex_lock(&log->mu);
+    for (size_t i = 0; i < log->n; i++) {
+        if (log->ev[i].kind == SSE_DISCONNECTED && log->ev[i].client == client) {
+            reason = (int)log->ev[i].reason;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&log->mu);
+    return reason;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Sockets                                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+/* A listening TCP socket on 127.0.0.1 with an ephemeral port. Returns the fd or -1. */
+static inline int listen_loopback(uint16_t *port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 128) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+/* accept4(SOCK_CLOEXEC) with a timeout. Returns the connected fd or -1. */
+static inline int accept_timeout(int listen_fd, int timeout_ms) {
+    struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - now_ms());
+        if (left < 0)
+            left = 0;
+        int r = poll(&p, 1, left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0 || (errno != EINTR && errno != EAGAIN))
+            return fd;
+    }
+}
+
+/* A TCP client socket connected to 127.0.0.1:port (blocking). Returns the fd or -1. */
+static inline int connect_loopback(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static inline bool send_all(int fd, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/*
+ * Reads an HTTP request head (up to and including the blank line) into buf, NUL-
+ * terminated. It peeks first and then consumes exactly the head, so bytes the client
+ * sent after it stay in the socket. Returns the head length, or -1 on error, timeout,
+ * or a head that does not fit.
+ */
+static inline ssize_t read_request_head(int fd, char *buf, size_t cap, int timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - now_ms());
+        if (left < 0)
+            return -1;
+        int r = poll(&p, 1, left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        ssize_t n = recv(fd, buf, cap - 1, MSG_PEEK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        buf[n] = '\0';
+        char *end = memmem(buf, (size_t)n, "\r\n\r\n", 4);
+        if (end != NULL) {
+            size_t head = (size_t)(end - buf) + 4;
+            size_t got = 0;
+            while (got < head) {
+                ssize_t m = recv(fd, buf + got, head - got, 0);
+                if (m < 0 && errno == EINTR)
+                    continue;
+                if (m <= 0)
+                    return -1;
+                got += (size_t)m;
+            }
+            buf[head] = '\0';
+            return (ssize_t)head;
+        }
+        if ((size_t)n >= cap - 1)
+            return -1;
+        /* Incomplete head: wait for more bytes (MSG_PEEK does not consume). */
+        sleep_ms(1);
+    }
+}
+
+/* Reads until EOF (or error) or until `timeout_ms` passes; appends to *buf (realloc'd).
+ * Returns true on EOF. */
+static inline bool read_to_eof(int fd, char **buf, size_t *len, int timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    size_t cap = *len + 4096;
+    char *b = realloc(*buf, cap);
+    if (b == NULL)
+        return false;
+    *buf = b;
+    for (;;) {
+        int left = (int)(deadline - now_ms());
+        if (left < 0)
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        if (cap - *len < 4096) {
+            cap *= 2;
+            b = realloc(*buf, cap);
+            if (b == NULL)
+                return false;
+            *buf = b;
+        }
+        ssize_t n = read(fd, *buf + *len, cap - *len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == ECONNRESET;
+        if (n == 0)
+            return true;
+        *len += (size_t)n;
+    }
+}
+
+/* Whether fd is an open descriptor. */
+static inline bool fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
+
+#endif /* SSE_TESTUTIL_H */

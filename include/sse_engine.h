@@ -82,6 +82,11 @@ typedef enum sse_lifecycle_kind {
    * The client is gone and its socket closed; `reason` says why.
    */
   SSE_DISCONNECTED = 1,
+  /**
+   * The client's Last-Event-ID is not (or no longer) in history: it missed events that
+   * cannot be replayed (it was sent the gap event, when configured) and must resync.
+   */
+  SSE_GAP = 2,
 } sse_lifecycle_kind;
 
 /**
@@ -159,6 +164,26 @@ typedef struct sse_config {
    * Most clients per channel (default 0 = unlimited).
    */
   size_t max_clients_per_channel;
+  /**
+   * Give channel and broadcast-all events an engine id (`<epoch>-<seq>`) when the
+   * caller gives none (default true).
+   */
+  bool auto_ids;
+  /**
+   * History kept per channel: most events (default 1000) and oldest age in
+   * milliseconds (default 300000); either 0 turns history off.
+   */
+  uint32_t history_max_events;
+  uint32_t history_max_age_ms;
+  /**
+   * Most events replayed to a reconnecting client at once (default 1000, at least 1).
+   */
+  uint32_t max_replay;
+  /**
+   * Name of the event sent to a client whose Last-Event-ID is not in history
+   * (default "sse-gap"; NULL = none). Copied by sse_engine_new.
+   */
+  const char *gap_event;
 } sse_config;
 
 /**
@@ -249,6 +274,8 @@ typedef struct sse_stats {
   uint64_t write_calls;
   uint64_t heartbeats;
   uint64_t queue_high_water;
+  uint64_t events_replayed;
+  uint64_t gaps;
 } sse_stats;
 
 /**
@@ -375,6 +402,84 @@ enum sse_status sse_user_count(const struct sse_engine *engine, const char *user
  * Copies the engine's counters into `*out_stats`. Works after shutdown too.
  */
 enum sse_status sse_get_stats(const struct sse_engine *engine, struct sse_stats *out_stats);
+
+/**
+ * Sends an event to the members of `channel` whose metadata matches `filter_json`: a
+ * JSON object of field equalities, where a value may also be `{"$in": [v1, v2]}`
+ * (e.g. `{"role":"admin","tier":{"$in":[1,2]}}`; `{}` matches everyone). The filter is
+ * evaluated on the reactor thread; `out_count` (may be NULL) receives the number of
+ * members it is evaluated against. A bad filter gives SSE_ERR_INVALID_ARGUMENT.
+ */
+enum sse_status sse_broadcast_where(const struct sse_engine *engine, const char *channel, const char *filter_json, const struct sse_event *event, size_t *out_count);
+
+/**
+ * Sets one channel's history limits (0 events or 0 ms turns its history off).
+ */
+enum sse_status sse_configure_channel(const struct sse_engine *engine, const char *channel, uint32_t history_max_events, uint32_t history_max_age_ms);
+
+/**
+ * Replaces a client's metadata with `metadata_json` (a JSON object; NULL clears it).
+ * SSE_ERR_NOT_FOUND for an unknown client.
+ */
+enum sse_status sse_set_metadata(const struct sse_engine *engine, uint64_t client, const char *metadata_json);
+
+/**
+ * Unsubscribes every member of `channel` (with `disconnect`, closes their streams with
+ * reason SSE_REASON_SERVER) and forgets the channel and its history. `out_count` (may
+ * be NULL) receives how many clients were members.
+ */
+enum sse_status sse_close_channel(const struct sse_engine *engine, const char *channel, bool disconnect, size_t *out_count);
+
+/**
+ * Forgets every channel without members (with its history and settings). `out_count`
+ * (may be NULL) receives how many were removed.
+ */
+enum sse_status sse_remove_empty_channels(const struct sse_engine *engine, size_t *out_count);
+
+/**
+ * One client as JSON: `{"id", "user", "channels", "metadata", "connected_at_ms",
+ * "remote_addr", "queued_bytes", "last_event_id"}` (missing values are null), as its
+ * reactor thread sees it when it answers (between two flush chunks). Free
+ * `*out_json` with sse_string_free. SSE_ERR_NOT_FOUND for an unknown client.
+ * Registry queries wait for the reactor: do not call them from the callback
+ * (SSE_ERR_INVALID_ARGUMENT).
+ */
+enum sse_status sse_get_client(const struct sse_engine *engine, uint64_t client, char **out_json);
+
+/**
+ * Every connected client: a JSON array of sse_get_client objects, by id. Free with
+ * sse_string_free.
+ */
+enum sse_status sse_clients(const struct sse_engine *engine, char **out_json);
+
+/**
+ * The members of `channel` as a JSON array (empty for an unknown channel). Free with
+ * sse_string_free.
+ */
+enum sse_status sse_clients_in(const struct sse_engine *engine, const char *channel, char **out_json);
+
+/**
+ * The connections of `user` as a JSON array. Free with sse_string_free.
+ */
+enum sse_status sse_clients_of(const struct sse_engine *engine, const char *user, char **out_json);
+
+/**
+ * Every channel the engine knows, by name: a JSON array of
+ * `{"name", "members", "history"}`. Free with sse_string_free.
+ */
+enum sse_status sse_channels(const struct sse_engine *engine, char **out_json);
+
+/**
+ * The counters in Prometheus text exposition format (`sse_engine_*` metrics). Works
+ * after shutdown too. Free `*out_text` with sse_string_free.
+ */
+enum sse_status sse_metrics(const struct sse_engine *engine, char **out_text);
+
+/**
+ * Frees a string returned by this library (JSON or metrics text). NULL is ignored.
+ * Never pass it to free(), nor a string that did not come from this library.
+ */
+void sse_string_free(char *text);
 
 /**
  * Registers the lifecycle callback (NULL removes it). `user_data` is passed back as is.

@@ -1,11 +1,13 @@
 //! Engine configuration and per-connection options.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{Error, Result};
-use crate::event::{validate_channel, validate_event_id, validate_user};
+use crate::event::{validate_channel, validate_event_id, validate_user, Event};
+use crate::history::HistoryLimits;
 
 /// Most reactor threads an engine may run.
 pub const MAX_THREADS: usize = 64;
@@ -32,6 +34,20 @@ pub struct Config {
     pub write_timeout: Option<Duration>,
     /// Seconds sent in `Retry-After` with the 503 answer to a refused hand-over. Default 5.
     pub busy_retry_after_secs: u32,
+    /// Give events published to a channel or to all an engine id when the caller gives
+    /// none (format in [`crate::history`]). Default on.
+    pub auto_ids: bool,
+    /// History kept per channel (and for `broadcast_all`): most events and oldest age.
+    /// Default 1,000 events, 5 minutes; 0 turns history off. `configure_channel` sets
+    /// other limits for one channel.
+    pub history: HistoryLimits,
+    /// Most events replayed to a reconnecting client at once; the rest follows as the
+    /// client drains its queue. Default 1,000.
+    pub max_replay: usize,
+    /// Name of the event sent to a client whose `Last-Event-ID` is not in history
+    /// (its data: `{"lastEventId": "..."}`). Default `sse-gap`; `None` = send nothing
+    /// (the host still gets the `gap` lifecycle event).
+    pub gap_event: Option<String>,
 }
 
 impl Default for Config {
@@ -45,6 +61,13 @@ impl Default for Config {
             max_clients_per_channel: None,
             write_timeout: Some(Duration::from_secs(30)),
             busy_retry_after_secs: 5,
+            auto_ids: true,
+            history: HistoryLimits {
+                max_events: 1000,
+                max_age: Duration::from_secs(300),
+            },
+            max_replay: 1000,
+            gap_event: Some("sse-gap".into()),
         }
     }
 }
@@ -66,6 +89,12 @@ impl Config {
             return Err(Error::invalid(
                 "write timeout must be positive (use None for no timeout)",
             ));
+        }
+        if self.max_replay == 0 {
+            return Err(Error::invalid("max_replay must be at least 1"));
+        }
+        if let Some(name) = &self.gap_event {
+            Event::new("").named(name.as_str()).validate()?;
         }
         if self.max_queue_bytes < MIN_QUEUE_BYTES {
             return Err(Error::invalid(format!(
@@ -109,9 +138,9 @@ const ENGINE_HEADERS: [&str; 6] = [
 /// Connect options checked and turned into what a shard stores.
 #[derive(Debug)]
 pub(crate) struct ValidatedConnect {
-    pub channels: Vec<std::sync::Arc<str>>,
-    pub user: Option<std::sync::Arc<str>>,
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub channels: Vec<Arc<str>>,
+    pub user: Option<Arc<str>>,
+    pub metadata: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
     pub last_event_id: Option<String>,
     pub head_sent: bool,
     /// Response head and retry hint: the first bytes the client receives.
@@ -120,7 +149,7 @@ pub(crate) struct ValidatedConnect {
 
 impl ConnectOptions {
     pub(crate) fn validate(&self, config: &Config) -> Result<ValidatedConnect> {
-        let mut channels: Vec<std::sync::Arc<str>> = Vec::with_capacity(self.channels.len());
+        let mut channels: Vec<Arc<str>> = Vec::with_capacity(self.channels.len());
         for channel in &self.channels {
             validate_channel(channel)?;
             if !channels.iter().any(|c| &**c == channel.as_str()) {
@@ -132,9 +161,11 @@ impl ConnectOptions {
         }
         let metadata = match &self.metadata {
             None => None,
-            Some(text) => Some(parse_metadata(text)?),
+            Some(text) => Some(Arc::new(parse_metadata(text)?)),
         };
-        if let Some(id) = &self.last_event_id {
+        // An empty Last-Event-ID is what a client sends when it has none.
+        let last_event_id = self.last_event_id.as_deref().filter(|id| !id.is_empty());
+        if let Some(id) = last_event_id {
             validate_event_id(id)
                 .map_err(|e| Error::invalid(format!("Last-Event-ID: {}", e.message())))?;
         }
@@ -170,7 +201,7 @@ impl ConnectOptions {
             channels,
             user: self.user.as_deref().map(Into::into),
             metadata,
-            last_event_id: self.last_event_id.clone(),
+            last_event_id: last_event_id.map(str::to_owned),
             head_sent: self.head_sent,
             preamble: preamble.freeze(),
         })

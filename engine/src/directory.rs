@@ -6,11 +6,23 @@
 //! enqueue the matching command to the shard while still holding it, so a shard sees
 //! commands about one client in the order the directory recorded them. Reactors remove
 //! a client when they close it. Fan-out itself never takes this lock.
+//!
+//! Publishing to a channel (or to all) also happens under this lock: the event takes
+//! the next sequence number, its frame goes into the channel's history ring, and its
+//! command is enqueued, all in one step. A connecting client's replay is computed under
+//! the same lock, so between replay and live stream nothing is lost or doubled.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::Event;
+use crate::filter::Filter;
+use crate::history::{Entry as HistoryEntry, HistoryLimits, IdFormat, Ring};
 use crate::lifecycle::ClientId;
 
 #[derive(Debug)]
@@ -20,10 +32,81 @@ struct Entry {
 }
 
 #[derive(Debug, Default)]
+struct Channel {
+    members: usize,
+    history: Ring,
+    /// Set by `configure_channel`; otherwise the engine's defaults apply.
+    limits: Option<HistoryLimits>,
+}
+
+impl Channel {
+    /// A channel with nothing in it and nothing configured can be forgotten.
+    fn is_vacant(&self) -> bool {
+        self.members == 0 && self.history.is_empty() && self.limits.is_none()
+    }
+}
+
+/// One channel as the registry reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub name: String,
+    /// Clients subscribed now.
+    pub members: usize,
+    /// Events in its history ring now.
+    pub history: usize,
+}
+
+impl ChannelInfo {
+    /// `{"name", "members", "history"}`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"name": self.name, "members": self.members, "history": self.history})
+    }
+}
+
+/// Where a published event goes.
+pub(crate) enum Target<'a> {
+    Channel(&'a Arc<str>),
+    All,
+}
+
+/// A published event, ready for the shards.
+pub(crate) struct Published {
+    pub frame: Bytes,
+    /// Its sequence number when it was recorded in history (replay may deliver it), else 0.
+    pub seq: u64,
+    /// Clients it goes to (members of the channel, or every client).
+    pub count: usize,
+}
+
+/// What a connecting (or draining) client gets from history.
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    pub frames: Vec<Bytes>,
+    /// The last sequence number included; where a continuation starts.
+    pub cursor: u64,
+    /// More events wait after `cursor`.
+    pub more: bool,
+}
+
+/// The outcome of resolving a client's `Last-Event-ID`.
+pub(crate) enum ReplayPlan {
+    /// The id is not (or no longer) in history: the client must resync.
+    Gap,
+    Replay(Replay),
+}
+
+#[derive(Debug)]
 pub(crate) struct Directory {
     clients: HashMap<ClientId, Entry>,
-    channels: HashMap<Arc<str>, usize>,
+    channels: HashMap<Arc<str>, Channel>,
     users: HashMap<Arc<str>, usize>,
+    /// History of `broadcast_all` events.
+    all: Ring,
+    /// The last sequence number given out.
+    last_seq: u64,
+    ids: IdFormat,
+    auto_ids: bool,
+    defaults: HistoryLimits,
 }
 
 /// The limits the directory enforces.
@@ -46,7 +129,33 @@ fn decrement(map: &mut HashMap<Arc<str>, usize>, key: &str) {
     }
 }
 
+fn join(channels: &mut HashMap<Arc<str>, Channel>, name: &Arc<str>) {
+    channels.entry(name.clone()).or_default().members += 1;
+}
+
+fn leave(channels: &mut HashMap<Arc<str>, Channel>, name: &str) {
+    if let Some(channel) = channels.get_mut(name) {
+        channel.members -= 1;
+        if channel.is_vacant() {
+            channels.remove(name);
+        }
+    }
+}
+
 impl Directory {
+    pub fn new(ids: IdFormat, auto_ids: bool, defaults: HistoryLimits) -> Directory {
+        Directory {
+            clients: HashMap::new(),
+            channels: HashMap::new(),
+            users: HashMap::new(),
+            all: Ring::default(),
+            last_seq: 0,
+            ids,
+            auto_ids,
+            defaults,
+        }
+    }
+
     /// Checks the limits for a new client without recording it.
     pub fn check_admission(&self, channels: &[Arc<str>], limits: Limits) -> Result<()> {
         if let Some(max) = limits.max_clients {
@@ -68,7 +177,7 @@ impl Directory {
     /// Records a new client (after [`Directory::check_admission`]).
     pub fn insert(&mut self, id: ClientId, user: Option<Arc<str>>, channels: Vec<Arc<str>>) {
         for channel in &channels {
-            increment(&mut self.channels, channel);
+            join(&mut self.channels, channel);
         }
         if let Some(user) = &user {
             increment(&mut self.users, user);
@@ -82,7 +191,7 @@ impl Directory {
             return false;
         };
         for channel in &entry.channels {
-            decrement(&mut self.channels, channel);
+            leave(&mut self.channels, channel);
         }
         if let Some(user) = &entry.user {
             decrement(&mut self.users, user);
@@ -106,7 +215,7 @@ impl Directory {
             }
         }
         entry.channels.push(channel.clone());
-        increment(&mut self.channels, channel);
+        join(&mut self.channels, channel);
         Ok(true)
     }
 
@@ -120,7 +229,7 @@ impl Directory {
             return Ok(false);
         };
         entry.channels.swap_remove(pos);
-        decrement(&mut self.channels, channel);
+        leave(&mut self.channels, channel);
         Ok(true)
     }
 
@@ -133,12 +242,215 @@ impl Directory {
     }
 
     pub fn channel_count(&self, channel: &str) -> usize {
-        self.channels.get(channel).copied().unwrap_or(0)
+        self.channels.get(channel).map_or(0, |c| c.members)
     }
 
     pub fn user_count(&self, user: &str) -> usize {
         self.users.get(user).copied().unwrap_or(0)
     }
+}
+
+impl Directory {
+    /// Gives `event` its sequence number and id, encodes it once, and records it in the
+    /// target's history when that is on. The caller enqueues the frame before unlocking.
+    pub fn publish(
+        &mut self,
+        target: Target<'_>,
+        event: &Event,
+        filter: Option<&Arc<Filter>>,
+    ) -> Published {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        let id: Option<Arc<str>> = match &event.id {
+            Some(id) => Some(id.as_str().into()),
+            None if self.auto_ids => Some(self.ids.id(seq).into()),
+            None => None,
+        };
+        let frame = event.encode_with_id(id.as_deref());
+        let defaults = self.defaults;
+        let (ring, limits, count) = match target {
+            Target::Channel(name) => {
+                let channel = self.channels.entry(name.clone()).or_default();
+                let limits = channel.limits.unwrap_or(defaults);
+                (&mut channel.history, limits, channel.members)
+            }
+            Target::All => (&mut self.all, defaults, self.clients.len()),
+        };
+        let recorded = limits.enabled();
+        if recorded {
+            ring.push(
+                HistoryEntry {
+                    seq,
+                    id,
+                    frame: frame.clone(),
+                    at: Instant::now(),
+                    filter: filter.cloned(),
+                },
+                limits,
+            );
+        }
+        Published {
+            frame,
+            seq: if recorded { seq } else { 0 },
+            count,
+        }
+    }
+
+    /// The last sequence number given out: a client connecting now has seen up to it.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Resolves a client's `Last-Event-ID` against its channels' history and collects
+    /// the first part of what it missed.
+    pub fn plan_replay(
+        &mut self,
+        channels: &[Arc<str>],
+        metadata: Option<&Map<String, Value>>,
+        last_event_id: &str,
+        budget: ReplayBudget,
+    ) -> ReplayPlan {
+        self.trim_rings(channels);
+        let seq = match self.ids.parse(last_event_id) {
+            Some(seq) if seq <= self.last_seq => Some(seq),
+            Some(_) => None,
+            None => self
+                .rings(channels)
+                .find_map(|ring| ring.find_id(last_event_id)),
+        };
+        let Some(seq) = seq else {
+            return ReplayPlan::Gap;
+        };
+        if self.rings(channels).any(|ring| ring.lost_after(seq)) {
+            return ReplayPlan::Gap;
+        }
+        ReplayPlan::Replay(self.collect_after(channels, metadata, seq, budget))
+    }
+
+    /// The next part of a replay that was cut short by its budget.
+    pub fn continue_replay(
+        &mut self,
+        channels: &[Arc<str>],
+        metadata: Option<&Map<String, Value>>,
+        cursor: u64,
+        budget: ReplayBudget,
+    ) -> Replay {
+        self.trim_rings(channels);
+        self.collect_after(channels, metadata, cursor, budget)
+    }
+
+    fn trim_rings(&mut self, channels: &[Arc<str>]) {
+        let now = Instant::now();
+        let defaults = self.defaults;
+        self.all.trim(defaults, now);
+        for name in channels {
+            if let Some(channel) = self.channels.get_mut(name) {
+                let limits = channel.limits.unwrap_or(defaults);
+                channel.history.trim(limits, now);
+            }
+        }
+    }
+
+    fn rings<'a>(&'a self, channels: &'a [Arc<str>]) -> impl Iterator<Item = &'a Ring> {
+        channels
+            .iter()
+            .filter_map(|name| self.channels.get(name))
+            .map(|c| &c.history)
+            .chain(std::iter::once(&self.all))
+    }
+
+    /// Events after `seq` on these channels (and to all), in publish order, within the
+    /// budget (at least one event when any is there).
+    fn collect_after(
+        &self,
+        channels: &[Arc<str>],
+        metadata: Option<&Map<String, Value>>,
+        seq: u64,
+        budget: ReplayBudget,
+    ) -> Replay {
+        let mut entries: Vec<&HistoryEntry> = self
+            .rings(channels)
+            .flat_map(|ring| ring.after(seq))
+            .filter(|e| e.filter.as_ref().is_none_or(|f| f.matches(metadata)))
+            .collect();
+        entries.sort_unstable_by_key(|e| e.seq);
+        let mut replay = Replay {
+            frames: Vec::new(),
+            cursor: seq,
+            more: false,
+        };
+        let mut bytes = 0;
+        for entry in entries {
+            if !replay.frames.is_empty()
+                && (replay.frames.len() >= budget.events
+                    || bytes + entry.frame.len() > budget.bytes)
+            {
+                replay.more = true;
+                break;
+            }
+            bytes += entry.frame.len();
+            replay.frames.push(entry.frame.clone());
+            replay.cursor = entry.seq;
+        }
+        replay
+    }
+
+    /// Sets a channel's history limits (creating the channel if needed).
+    pub fn configure_channel(&mut self, name: &Arc<str>, limits: HistoryLimits) {
+        let channel = self.channels.entry(name.clone()).or_default();
+        channel.limits = Some(limits);
+        channel.history.trim(limits, Instant::now());
+    }
+
+    /// Every channel with its member count and history length.
+    pub fn channel_infos(&self) -> Vec<ChannelInfo> {
+        let mut list: Vec<ChannelInfo> = self
+            .channels
+            .iter()
+            .map(|(name, c)| ChannelInfo {
+                name: name.to_string(),
+                members: c.members,
+                history: c.history.len(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// Takes every member out of `channel` (or, with `remove_clients`, forgets them:
+    /// their shards disconnect them) and forgets the channel and its history.
+    /// Returns the members it had.
+    pub fn close_channel(&mut self, channel: &str, remove_clients: bool) -> Vec<ClientId> {
+        let members: Vec<ClientId> = self
+            .clients
+            .iter()
+            .filter(|(_, e)| e.channels.iter().any(|c| &**c == channel))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &members {
+            if remove_clients {
+                self.remove(*id);
+            } else {
+                let _ = self.unsubscribe(*id, channel);
+            }
+        }
+        self.channels.remove(channel);
+        members
+    }
+
+    /// Forgets channels without members, with their history and settings.
+    pub fn remove_empty_channels(&mut self) -> usize {
+        let before = self.channels.len();
+        self.channels.retain(|_, c| c.members > 0);
+        before - self.channels.len()
+    }
+}
+
+/// How much one replay step may send.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReplayBudget {
+    pub events: usize,
+    pub bytes: usize,
 }
 
 fn channel_full(channel: &str, max: usize) -> Error {
@@ -152,6 +464,14 @@ fn channel_full(channel: &str, max: usize) -> Error {
 mod tests {
     use super::*;
 
+    fn test_directory() -> Directory {
+        let limits = HistoryLimits {
+            max_events: 3,
+            max_age: std::time::Duration::from_secs(60),
+        };
+        Directory::new(IdFormat::new(1), true, limits)
+    }
+
     const NO_LIMITS: Limits = Limits {
         max_clients: None,
         max_per_channel: None,
@@ -159,7 +479,7 @@ mod tests {
 
     #[test]
     fn counts_follow_membership() {
-        let mut d = Directory::default();
+        let mut d = test_directory();
         let a: Arc<str> = "a".into();
         d.insert(1, Some("u".into()), vec![a.clone()]);
         d.insert(2, Some("u".into()), vec![]);
@@ -182,7 +502,7 @@ mod tests {
 
     #[test]
     fn limits_refuse() {
-        let mut d = Directory::default();
+        let mut d = test_directory();
         let a: Arc<str> = "a".into();
         let limits = Limits {
             max_clients: Some(2),

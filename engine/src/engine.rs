@@ -6,17 +6,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use mio::{Poll, Waker};
 
-use crate::config::{Config, ConnectOptions};
-use crate::directory::{Directory, Limits};
+use crate::config::{parse_metadata, Config, ConnectOptions};
+use crate::directory::{ChannelInfo, Directory, Limits, ReplayBudget, ReplayPlan, Target};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{validate_channel, validate_user, Event};
+use crate::filter::Filter;
+use crate::history::{HistoryLimits, IdFormat};
 use crate::lifecycle::{ClientId, EventHandler, LifecycleEvent};
-use crate::shard::{Command, NewClient, Shard, Shared, WAKER};
+use crate::registry::ClientInfo;
+use crate::shard::{Command, NewClient, Resume, Scope, Shard, Shared, WAKER};
 use crate::stats::{Counters, Stats};
 use crate::sys;
 
@@ -61,9 +64,16 @@ impl Engine {
     /// Checks `config` and starts the reactor threads.
     pub fn start(config: Config) -> Result<Engine> {
         config.validate()?;
+        let start_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         let shared = Arc::new(Shared {
             config: config.clone(),
-            directory: Mutex::new(Directory::default()),
+            directory: Mutex::new(Directory::new(
+                IdFormat::new(start_ms),
+                config.auto_ids,
+                config.history,
+            )),
             counters: Counters::default(),
         });
         let mut shards = Vec::with_capacity(config.threads);
@@ -132,8 +142,20 @@ impl Engine {
     }
 
     fn to_every_shard(&self, make: impl Fn() -> Command) {
+        self.enqueue_everywhere(make);
+        self.wake_every_shard();
+    }
+
+    /// Enqueues a command on every shard without waking them (done under the directory
+    /// lock; wake after unlocking).
+    fn enqueue_everywhere(&self, make: impl Fn() -> Command) {
         for shard in &self.shards {
             shard.send(make());
+        }
+    }
+
+    fn wake_every_shard(&self) {
+        for shard in &self.shards {
             shard.wake();
         }
     }
@@ -164,6 +186,20 @@ impl Engine {
         }
         let stream = sys::own_tcp_socket(fd);
         let peer = stream.peer_addr().ok();
+        let resume = match &options.last_event_id {
+            None => Resume::Live,
+            Some(last) => {
+                let budget = ReplayBudget {
+                    events: self.shared.config.max_replay,
+                    bytes: self.shared.config.max_queue_bytes / 2,
+                };
+                let metadata = options.metadata.as_deref();
+                match directory.plan_replay(&options.channels, metadata, last, budget) {
+                    ReplayPlan::Replay(replay) => Resume::Replay(replay),
+                    ReplayPlan::Gap => Resume::Gap(self.gap_frame(last)),
+                }
+            }
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         directory.insert(id, options.user.clone(), options.channels.clone());
         let shard = self.shard_of(id);
@@ -172,6 +208,8 @@ impl Engine {
             stream,
             peer,
             options,
+            seen_seq: directory.last_seq(),
+            resume,
         })));
         drop(directory);
         shard.wake();
@@ -181,6 +219,43 @@ impl Engine {
 
     fn count_published(&self) {
         Counters::add(&self.shared.counters.events_published, 1);
+    }
+
+    /// The event telling a client that its `Last-Event-ID` is not in history.
+    fn gap_frame(&self, last_event_id: &str) -> Option<Bytes> {
+        let name = self.shared.config.gap_event.as_deref()?;
+        let data = serde_json::json!({ "lastEventId": last_event_id }).to_string();
+        // The name was validated with the config and the data is one JSON line.
+        Event::new(data).named(name).encode().ok()
+    }
+
+    /// Publishes to a channel: sequence number, id, history, then the shards.
+    fn publish_to_channel(
+        &self,
+        channel: &str,
+        event: &Event,
+        filter: Option<Arc<Filter>>,
+    ) -> Result<usize> {
+        self.check_open()?;
+        validate_channel(channel)?;
+        event.validate()?;
+        let channel: Arc<str> = channel.into();
+        let mut directory = self.directory();
+        let published = directory.publish(Target::Channel(&channel), event, filter.as_ref());
+        if published.count > 0 {
+            self.enqueue_everywhere(|| Command::ToChannel {
+                channel: channel.clone(),
+                frame: published.frame.clone(),
+                seq: published.seq,
+                filter: filter.clone(),
+            });
+        }
+        drop(directory);
+        self.count_published();
+        if published.count > 0 {
+            self.wake_every_shard();
+        }
+        Ok(published.count)
     }
 
     /// Sends `event` to one client. Returns 1, or `NotFound` when no such client is connected.
@@ -217,34 +292,42 @@ impl Engine {
     }
 
     /// Sends `event` to every member of `channel`; returns how many it was queued for.
+    /// The event gets an id (the caller's, or the engine's with `auto_ids`) and goes
+    /// into the channel's history, even when nobody is subscribed right now.
     pub fn broadcast(&self, channel: &str, event: &Event) -> Result<usize> {
+        self.publish_to_channel(channel, event, None)
+    }
+
+    /// Sends `event` to the members of `channel` whose metadata matches `filter` (JSON
+    /// text; see [`Filter`]). The filter is evaluated on the reactor threads; the
+    /// returned count is the number of members it is evaluated against. History keeps
+    /// the filter, so a replay honours it too.
+    pub fn broadcast_where(&self, channel: &str, filter: &str, event: &Event) -> Result<usize> {
         self.check_open()?;
-        validate_channel(channel)?;
-        let frame = event.encode()?;
-        self.count_published();
-        let count = self.directory().channel_count(channel);
-        if count > 0 {
-            let channel: Arc<str> = channel.into();
-            self.to_every_shard(|| Command::ToChannel {
-                channel: channel.clone(),
-                frame: frame.clone(),
-            });
-        }
-        Ok(count)
+        let filter = Arc::new(Filter::parse(filter)?);
+        self.publish_to_channel(channel, event, Some(filter))
     }
 
     /// Sends `event` to every connected client; returns how many it was queued for.
+    /// Like a channel event it gets an id and is kept in history (the engine-wide ring
+    /// every client replays from).
     pub fn broadcast_all(&self, event: &Event) -> Result<usize> {
         self.check_open()?;
-        let frame = event.encode()?;
-        self.count_published();
-        let count = self.directory().client_count();
-        if count > 0 {
-            self.to_every_shard(|| Command::ToAll {
-                frame: frame.clone(),
+        event.validate()?;
+        let mut directory = self.directory();
+        let published = directory.publish(Target::All, event, None);
+        if published.count > 0 {
+            self.enqueue_everywhere(|| Command::ToAll {
+                frame: published.frame.clone(),
+                seq: published.seq,
             });
         }
-        Ok(count)
+        drop(directory);
+        self.count_published();
+        if published.count > 0 {
+            self.wake_every_shard();
+        }
+        Ok(published.count)
     }
 
     /// Adds a client to a channel. `Ok(false)` when it was already a member.
@@ -315,6 +398,125 @@ impl Engine {
         self.check_open()?;
         validate_user(user)?;
         Ok(self.directory().user_count(user))
+    }
+
+    /// Sets a channel's history limits (0 events or a zero age turns its history off),
+    /// trimming what it holds now. The channel exists from then on, with or without
+    /// members, until `close_channel` or `remove_empty_channels`.
+    pub fn configure_channel(&self, channel: &str, history: HistoryLimits) -> Result<()> {
+        self.check_open()?;
+        validate_channel(channel)?;
+        self.directory().configure_channel(&channel.into(), history);
+        Ok(())
+    }
+
+    /// Replaces a client's metadata (a JSON object as text; `None` clears it). Sends and
+    /// filters issued after this call see the new value.
+    pub fn set_metadata(&self, client: ClientId, metadata: Option<&str>) -> Result<()> {
+        self.check_open()?;
+        let metadata = metadata.map(parse_metadata).transpose()?.map(Arc::new);
+        let directory = self.directory();
+        if !directory.contains(client) {
+            return Err(Error::not_found(client));
+        }
+        let shard = self.shard_of(client);
+        shard.send(Command::SetMetadata { client, metadata });
+        drop(directory);
+        shard.wake();
+        Ok(())
+    }
+
+    /// Unsubscribes every member of `channel` (with `disconnect`, closes their streams,
+    /// reason `server`) and forgets the channel with its history. Returns how many
+    /// clients were members; `NotFound`-free: an unknown channel gives 0.
+    pub fn close_channel(&self, channel: &str, disconnect: bool) -> Result<usize> {
+        self.check_open()?;
+        validate_channel(channel)?;
+        let channel: Arc<str> = channel.into();
+        let mut directory = self.directory();
+        let members = directory.close_channel(&channel, disconnect);
+        self.enqueue_everywhere(|| Command::CloseChannel {
+            channel: channel.clone(),
+            disconnect,
+        });
+        drop(directory);
+        self.wake_every_shard();
+        Ok(members.len())
+    }
+
+    /// Forgets every channel without members, with its history and settings. Returns
+    /// how many were removed.
+    pub fn remove_empty_channels(&self) -> Result<usize> {
+        self.check_open()?;
+        Ok(self.directory().remove_empty_channels())
+    }
+
+    /// Every channel the engine knows (with members, history or settings), by name.
+    pub fn channels(&self) -> Result<Vec<ChannelInfo>> {
+        self.check_open()?;
+        Ok(self.directory().channel_infos())
+    }
+
+    /// One client, as its reactor sees it now. `NotFound` when it is not connected.
+    pub fn get_client(&self, client: ClientId) -> Result<ClientInfo> {
+        self.check_open()?;
+        if !self.directory().contains(client) {
+            return Err(Error::not_found(client));
+        }
+        self.query(Scope::One(client))?
+            .pop()
+            .ok_or_else(|| Error::not_found(client))
+    }
+
+    /// Every connected client, by id.
+    pub fn clients(&self) -> Result<Vec<ClientInfo>> {
+        self.query(Scope::All)
+    }
+
+    /// The members of `channel`, by id (empty for an unknown channel).
+    pub fn clients_in(&self, channel: &str) -> Result<Vec<ClientInfo>> {
+        validate_channel(channel)?;
+        self.query(Scope::Channel(channel.into()))
+    }
+
+    /// The connections of `user`, by id.
+    pub fn clients_of(&self, user: &str) -> Result<Vec<ClientInfo>> {
+        validate_user(user)?;
+        self.query(Scope::User(user.into()))
+    }
+
+    /// Asks the shards: each answers between two flush chunks with its state at that
+    /// moment (so a query waits at most one chunk of writes, and sees every command
+    /// issued before it).
+    fn query(&self, scope: Scope) -> Result<Vec<ClientInfo>> {
+        self.check_open()?;
+        if ON_REACTOR.with(Cell::get) {
+            return Err(Error::invalid(
+                "registry queries cannot run inside an event handler (it runs on the reactor thread)",
+            ));
+        }
+        let (reply, answers) = mpsc::channel();
+        let shards: Vec<&ShardHandle> = match scope {
+            Scope::One(client) => vec![self.shard_of(client)],
+            _ => self.shards.iter().collect(),
+        };
+        for shard in shards {
+            shard.send(Command::Query {
+                scope: scope.clone(),
+                reply: reply.clone(),
+            });
+            shard.wake();
+        }
+        drop(reply);
+        let mut clients: Vec<ClientInfo> = answers.iter().flatten().collect();
+        clients.sort_by_key(|c| c.id);
+        Ok(clients)
+    }
+
+    /// The counters in Prometheus text exposition format (metrics named `sse_engine_*`).
+    pub fn metrics(&self) -> String {
+        let channels = self.directory().channel_infos().len();
+        crate::metrics::render(&self.stats(), channels)
     }
 
     /// The engine's counters.

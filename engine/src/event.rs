@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 
 /// Longest channel name, user key or event name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 1024;
+/// Longest event id (and `Last-Event-ID`) accepted, in bytes. Ids are printable ASCII:
+/// a long or odd id would force a CORS preflight in browsers.
+pub const MAX_ID_LEN: usize = 256;
 
 /// One server-sent event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,12 +79,20 @@ impl Event {
     /// Validates and encodes the event into one wire frame (ending in a blank line).
     pub fn encode(&self) -> Result<Bytes> {
         self.validate()?;
-        let mut buf = BytesMut::with_capacity(self.encoded_len_hint());
+        Ok(self.encode_with_id(self.id.as_deref()))
+    }
+
+    /// Encodes a validated event with the given id (the engine's own, or the caller's).
+    /// The `id:` line comes first, so the engine can tell from a frame's first bytes
+    /// whether it carries an id.
+    pub(crate) fn encode_with_id(&self, id: Option<&str>) -> Bytes {
+        let mut buf =
+            BytesMut::with_capacity(self.encoded_len_hint() + id.map_or(0, |i| i.len() + 5));
+        if let Some(id) = id {
+            put_field(&mut buf, "id", id);
+        }
         if let Some(name) = &self.event {
             put_field(&mut buf, "event", name);
-        }
-        if let Some(id) = &self.id {
-            put_field(&mut buf, "id", id);
         }
         if let Some(retry) = self.retry {
             put_field(&mut buf, "retry", &retry.to_string());
@@ -90,13 +101,11 @@ impl Event {
             put_field(&mut buf, "data", line);
         }
         buf.put_u8(b'\n');
-        Ok(buf.freeze())
+        buf.freeze()
     }
 
     fn encoded_len_hint(&self) -> usize {
-        let fields = self.event.as_ref().map_or(0, |e| e.len() + 8)
-            + self.id.as_ref().map_or(0, |i| i.len() + 5)
-            + self.retry.map_or(0, |_| 28);
+        let fields = self.event.as_ref().map_or(0, |e| e.len() + 8) + self.retry.map_or(0, |_| 28);
         // "data: " + "\n" per line; count line breaks cheaply by bytes.
         let breaks = self
             .data
@@ -107,7 +116,9 @@ impl Event {
     }
 }
 
-/// Rules for an event id (and for a `Last-Event-ID` the engine compares against).
+/// Rules for an event id: at most [`MAX_ID_LEN`] bytes of printable ASCII (space
+/// included; so no CR, LF or NUL). An empty id is allowed: it resets the browser's
+/// last event id.
 pub fn validate_event_id(id: &str) -> Result<()> {
     if id.contains(['\r', '\n']) {
         return Err(Error::invalid(
@@ -117,10 +128,15 @@ pub fn validate_event_id(id: &str) -> Result<()> {
     if id.contains('\0') {
         return Err(Error::invalid("event id must not contain NUL characters"));
     }
-    if id.len() > MAX_NAME_LEN {
+    if id.len() > MAX_ID_LEN {
         return Err(Error::invalid(format!(
-            "event id is longer than {MAX_NAME_LEN} bytes"
+            "event id is longer than {MAX_ID_LEN} bytes"
         )));
+    }
+    if !id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(Error::invalid(
+            "event id must be printable ASCII (no control or non-ASCII characters)",
+        ));
     }
     Ok(())
 }
@@ -220,7 +236,7 @@ mod tests {
     #[test]
     fn all_fields_in_order() {
         let ev = Event::new("x").named("tick").with_id("7").with_retry(1500);
-        assert_eq!(wire(&ev), "event: tick\nid: 7\nretry: 1500\ndata: x\n\n");
+        assert_eq!(wire(&ev), "id: 7\nevent: tick\nretry: 1500\ndata: x\n\n");
     }
 
     #[test]
@@ -246,7 +262,9 @@ mod tests {
             Event::new("x").with_id("a\nb"),
             Event::new("x").with_id("a\rb"),
             Event::new("x").with_id("a\0b"),
-            Event::new("x").with_id("a".repeat(MAX_NAME_LEN + 1)),
+            Event::new("x").with_id("a".repeat(MAX_ID_LEN + 1)),
+            Event::new("x").with_id("caf\u{e9}"),
+            Event::new("x").with_id("a\tb"),
         ] {
             let err = ev.encode().unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument, "{ev:?}");

@@ -23,16 +23,26 @@ mod directory;
 mod engine;
 mod error;
 mod event;
+mod filter;
+pub mod history;
 mod lifecycle;
+mod metrics;
+mod registry;
 mod shard;
 mod stats;
 mod sys;
 
 pub use config::{Config, ConnectOptions, MAX_THREADS, MIN_QUEUE_BYTES};
+pub use directory::ChannelInfo;
 pub use engine::{Engine, DROP_FLUSH_DEADLINE};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{validate_channel, validate_event_id, validate_user, Event, MAX_NAME_LEN};
+pub use event::{
+    validate_channel, validate_event_id, validate_user, Event, MAX_ID_LEN, MAX_NAME_LEN,
+};
+pub use filter::Filter;
+pub use history::HistoryLimits;
 pub use lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent};
+pub use registry::ClientInfo;
 pub use stats::Stats;
 
 /// The engine's version (the crate version).

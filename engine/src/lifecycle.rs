@@ -56,14 +56,18 @@ pub enum LifecycleEvent {
         client: ClientId,
         reason: DisconnectReason,
     },
+    /// The client's `Last-Event-ID` is not (or no longer) in history: it missed events
+    /// that cannot be replayed and must resync (it was also sent the gap event, when
+    /// one is configured). It then receives the live stream.
+    Gap { client: ClientId },
 }
 
 impl LifecycleEvent {
     pub fn client(&self) -> ClientId {
         match *self {
-            LifecycleEvent::Connected { client } | LifecycleEvent::Disconnected { client, .. } => {
-                client
-            }
+            LifecycleEvent::Connected { client }
+            | LifecycleEvent::Disconnected { client, .. }
+            | LifecycleEvent::Gap { client } => client,
         }
     }
 }

@@ -11,20 +11,23 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use indexmap::IndexSet;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use serde_json::{Map, Value};
 use slab::Slab;
 
 use crate::config::{Config, ValidatedConnect};
-use crate::directory::Directory;
+use crate::directory::{Directory, Replay, ReplayBudget};
 use crate::event::heartbeat_frame;
+use crate::filter::Filter;
 use crate::lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent};
+use crate::registry::ClientInfo;
 use crate::stats::Counters;
 use crate::sys;
 
@@ -42,6 +45,28 @@ pub(crate) struct NewClient {
     pub stream: std::net::TcpStream,
     pub peer: Option<SocketAddr>,
     pub options: ValidatedConnect,
+    /// The last sequence number published when the client was admitted.
+    pub seen_seq: u64,
+    pub resume: Resume,
+}
+
+/// How a new client starts, decided from its `Last-Event-ID` under the directory lock.
+pub(crate) enum Resume {
+    /// No `Last-Event-ID`: the live stream only.
+    Live,
+    /// The first part of what it missed; the rest follows as it drains.
+    Replay(Replay),
+    /// Its id is not in history: tell the host, send the gap frame (if configured).
+    Gap(Option<Bytes>),
+}
+
+/// Which clients a registry query asks about.
+#[derive(Clone)]
+pub(crate) enum Scope {
+    One(ClientId),
+    All,
+    Channel(Arc<str>),
+    User(Arc<str>),
 }
 
 pub(crate) enum Command {
@@ -54,12 +79,17 @@ pub(crate) enum Command {
         user: Arc<str>,
         frame: Bytes,
     },
+    /// `seq` is the event's sequence number when it is in history (0 when not): a
+    /// client still replaying, or that already got it by replay, skips it.
     ToChannel {
         channel: Arc<str>,
         frame: Bytes,
+        seq: u64,
+        filter: Option<Arc<Filter>>,
     },
     ToAll {
         frame: Bytes,
+        seq: u64,
     },
     Subscribe {
         client: ClientId,
@@ -71,6 +101,18 @@ pub(crate) enum Command {
     },
     Disconnect {
         client: ClientId,
+    },
+    SetMetadata {
+        client: ClientId,
+        metadata: Option<Arc<Map<String, Value>>>,
+    },
+    CloseChannel {
+        channel: Arc<str>,
+        disconnect: bool,
+    },
+    Query {
+        scope: Scope,
+        reply: Sender<Vec<ClientInfo>>,
     },
     /// The sender is dropped once the handler is in place (the caller waits for that).
     SetHandler(Option<EventHandler>, std::sync::mpsc::Sender<()>),
@@ -107,18 +149,36 @@ struct Conn {
     active: bool,
     /// Marked for closing with this reason at the next safe point.
     doomed: Option<DisconnectReason>,
-    /// Kept for the registry queries.
-    #[allow(dead_code)]
-    info: ClientInfo,
+    metadata: Option<Arc<Map<String, Value>>>,
+    /// Highest history sequence number delivered (live or by replay).
+    seen_seq: u64,
+    /// While replaying: the last sequence number replayed; live history events wait.
+    replay_cursor: Option<u64>,
+    /// The last frame with an `id:` line written to the socket.
+    last_id_frame: Option<Bytes>,
+    /// The `Last-Event-ID` the client connected with.
+    resumed_from: Option<String>,
+    peer: Option<SocketAddr>,
+    connected_at: SystemTime,
 }
 
-/// What the host told the engine about a client, and where it connected from.
-#[allow(dead_code)]
-struct ClientInfo {
-    peer: Option<SocketAddr>,
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    last_event_id: Option<String>,
-    connected_at: std::time::SystemTime,
+impl Conn {
+    fn info(&self) -> ClientInfo {
+        let last_sent = self.last_id_frame.as_ref().and_then(|frame| {
+            let line = frame.strip_prefix(b"id: ")?.split(|b| *b == b'\n').next()?;
+            Some(String::from_utf8_lossy(line).into_owned())
+        });
+        ClientInfo {
+            id: self.id,
+            user: self.user.as_deref().map(str::to_owned),
+            channels: self.channels.iter().map(|c| c.to_string()).collect(),
+            metadata: self.metadata.as_deref().cloned(),
+            connected_at: self.connected_at,
+            remote_addr: self.peer,
+            queued_bytes: self.queued,
+            last_event_id: last_sent.or_else(|| self.resumed_from.clone()),
+        }
+    }
 }
 
 pub(crate) struct Shard {
@@ -238,6 +298,7 @@ impl Shard {
                     self.flush(key);
                 }
             }
+            self.continue_replays();
             self.close_doomed();
         }
     }
@@ -253,16 +314,39 @@ impl Shard {
             Command::ToUser { user, frame } => {
                 if let Some(members) = self.users.get(&user) {
                     let keys = members.iter().copied();
-                    fan_out(&mut self.conns, &mut self.work, &self.shared, keys, &frame);
+                    fan_out(
+                        &mut self.conns,
+                        &mut self.work,
+                        &self.shared,
+                        keys,
+                        &frame,
+                        Live::DIRECT,
+                    );
                 }
             }
-            Command::ToChannel { channel, frame } => {
+            Command::ToChannel {
+                channel,
+                frame,
+                seq,
+                filter,
+            } => {
                 if let Some(members) = self.channels.get(&channel) {
                     let keys = members.iter().copied();
-                    fan_out(&mut self.conns, &mut self.work, &self.shared, keys, &frame);
+                    let live = Live {
+                        seq,
+                        filter: filter.as_deref(),
+                    };
+                    fan_out(
+                        &mut self.conns,
+                        &mut self.work,
+                        &self.shared,
+                        keys,
+                        &frame,
+                        live,
+                    );
                 }
             }
-            Command::ToAll { frame } => self.fan_out_all(&frame),
+            Command::ToAll { frame, seq } => self.fan_out_all(&frame, seq),
             Command::Subscribe { client, channel } => {
                 if let Some(&key) = self.by_id.get(&client) {
                     let conn = &mut self.conns[key];
@@ -286,11 +370,45 @@ impl Shard {
                     self.doom(key, DisconnectReason::Server);
                 }
             }
+            Command::SetMetadata { client, metadata } => {
+                if let Some(&key) = self.by_id.get(&client) {
+                    self.conns[key].metadata = metadata;
+                }
+            }
+            Command::CloseChannel {
+                channel,
+                disconnect,
+            } => {
+                for key in self.channels.remove(&channel).unwrap_or_default() {
+                    let conn = &mut self.conns[key];
+                    conn.channels.retain(|c| *c != channel);
+                    if disconnect {
+                        self.doom(key, DisconnectReason::Server);
+                    }
+                }
+            }
+            Command::Query { scope, reply } => {
+                let keys: Vec<usize> = match scope {
+                    Scope::One(id) => self.by_id.get(&id).copied().into_iter().collect(),
+                    Scope::All => self.conns.iter().map(|(k, _)| k).collect(),
+                    Scope::Channel(name) => self
+                        .channels
+                        .get(&name)
+                        .map_or_else(Vec::new, |m| m.iter().copied().collect()),
+                    Scope::User(name) => self
+                        .users
+                        .get(&name)
+                        .map_or_else(Vec::new, |m| m.iter().copied().collect()),
+                };
+                let infos = keys.into_iter().map(|k| self.conns[k].info()).collect();
+                // The asker waits for this answer; if it is gone there is nobody to tell.
+                let _ = reply.send(infos);
+            }
             Command::SetHandler(handler, _applied) => self.handler = handler,
             Command::Shutdown { deadline, last } => {
                 self.shutdown = Some(deadline);
                 if let Some(frame) = last {
-                    self.fan_out_all(&frame);
+                    self.fan_out_all(&frame, 0);
                 }
             }
         }
@@ -302,6 +420,8 @@ impl Shard {
             stream,
             peer,
             options,
+            seen_seq,
+            resume,
         } = client;
         let mut stream = TcpStream::from_std(stream);
         let entry = self.conns.vacant_entry();
@@ -330,12 +450,13 @@ impl Shard {
             stalled_since: None,
             active: false,
             doomed: None,
-            info: ClientInfo {
-                peer,
-                metadata: options.metadata,
-                last_event_id: options.last_event_id,
-                connected_at: std::time::SystemTime::now(),
-            },
+            metadata: options.metadata,
+            seen_seq,
+            replay_cursor: None,
+            last_id_frame: None,
+            resumed_from: options.last_event_id,
+            peer,
+            connected_at: SystemTime::now(),
         });
         self.by_id.insert(id, key);
         for channel in options.channels {
@@ -348,23 +469,94 @@ impl Shard {
             self.enqueue(key, &options.preamble);
         }
         self.emit(LifecycleEvent::Connected { client: id });
+        match resume {
+            Resume::Live => {}
+            Resume::Replay(replay) => self.start_replay(key, replay, seen_seq),
+            Resume::Gap(frame) => {
+                Counters::add(&self.shared.counters.gaps, 1);
+                self.emit(LifecycleEvent::Gap { client: id });
+                if let Some(frame) = frame {
+                    self.enqueue(key, &frame);
+                }
+            }
+        }
+    }
+
+    /// Queues a part of a replay. When more waits, live history events are held back
+    /// (they are in history too) and the next part follows when the queue drains;
+    /// otherwise the client is live from `live_seq` on.
+    fn start_replay(&mut self, key: usize, replay: Replay, live_seq: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if replay.more {
+            conn.replay_cursor = Some(replay.cursor);
+        } else {
+            conn.replay_cursor = None;
+            conn.seen_seq = live_seq;
+        }
+        Counters::add(
+            &self.shared.counters.events_replayed,
+            replay.frames.len() as u64,
+        );
+        for frame in &replay.frames {
+            self.enqueue(key, frame);
+        }
+    }
+
+    /// Sends the next part of every replay whose client drained its queue.
+    fn continue_replays(&mut self) {
+        let budget = self.replay_budget();
+        for key in std::mem::take(&mut self.work.replays) {
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
+            let (Some(cursor), None) = (conn.replay_cursor, conn.doomed) else {
+                continue;
+            };
+            let (replay, live_seq) = {
+                let mut directory = self
+                    .shared
+                    .directory
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let replay = directory.continue_replay(
+                    &conn.channels,
+                    conn.metadata.as_deref(),
+                    cursor,
+                    budget,
+                );
+                (replay, directory.last_seq())
+            };
+            self.start_replay(key, replay, live_seq);
+        }
+    }
+
+    fn replay_budget(&self) -> ReplayBudget {
+        ReplayBudget {
+            events: self.shared.config.max_replay,
+            bytes: self.shared.config.max_queue_bytes / 2,
+        }
     }
 
     fn enqueue(&mut self, key: usize, frame: &Bytes) {
+        let keys = std::iter::once(key);
         fan_out(
             &mut self.conns,
             &mut self.work,
             &self.shared,
-            std::iter::once(key),
+            keys,
             frame,
+            Live::DIRECT,
         );
     }
 
-    /// Queues `frame` for every client of this shard; returns how many took it.
-    fn fan_out_all(&mut self, frame: &Bytes) {
+    /// Queues `frame` for every client of this shard.
+    fn fan_out_all(&mut self, frame: &Bytes, seq: u64) {
+        let live = Live { seq, filter: None };
         let mut queued = 0;
         for (key, conn) in self.conns.iter_mut() {
-            queued += self.work.enqueue(conn, key, frame, &self.shared) as u64;
+            queued += self.work.deliver(conn, key, frame, live, &self.shared) as u64;
         }
         Counters::add(&self.shared.counters.frames_queued, queued);
     }
@@ -455,6 +647,9 @@ impl Shard {
                 }
             }
             Ok(false) => {
+                if conn.replay_cursor.is_some() {
+                    self.work.replays.push(key);
+                }
                 if conn.blocked {
                     if self
                         .poll
@@ -608,9 +803,51 @@ impl Shard {
 struct Work {
     dirty: VecDeque<usize>,
     doomed: Vec<usize>,
+    /// Replaying clients whose queue drained: they get the next part.
+    replays: Vec<usize>,
+}
+
+/// How a fanned-out frame relates to history and filters.
+#[derive(Clone, Copy)]
+struct Live<'a> {
+    /// Sequence number of a history event, 0 for frames outside history.
+    seq: u64,
+    filter: Option<&'a Filter>,
+}
+
+impl Live<'_> {
+    /// A frame for named clients: no history, no filter.
+    const DIRECT: Live<'static> = Live {
+        seq: 0,
+        filter: None,
+    };
 }
 
 impl Work {
+    /// Queues a live frame unless the client must not get it: it is still replaying (the
+    /// event will come from history), already got it by replay, or fails the filter.
+    fn deliver(
+        &mut self,
+        conn: &mut Conn,
+        key: usize,
+        frame: &Bytes,
+        live: Live<'_>,
+        shared: &Shared,
+    ) -> bool {
+        if live.seq != 0 {
+            if conn.replay_cursor.is_some() || live.seq <= conn.seen_seq {
+                return false;
+            }
+            conn.seen_seq = live.seq;
+        }
+        if let Some(filter) = live.filter {
+            if !filter.matches(conn.metadata.as_deref()) {
+                return false;
+            }
+        }
+        self.enqueue(conn, key, frame, shared)
+    }
+
     /// Queues a reference to `frame` for one client: no copy, no allocation per
     /// recipient (the queue grows amortised). A client past its queue limit is marked
     /// `slow` instead. Returns whether the frame was queued.
@@ -645,11 +882,12 @@ fn fan_out(
     shared: &Shared,
     keys: impl Iterator<Item = usize>,
     frame: &Bytes,
+    live: Live<'_>,
 ) {
     let mut queued = 0u64;
     for key in keys {
         if let Some(conn) = conns.get_mut(key) {
-            queued += work.enqueue(conn, key, frame, shared) as u64;
+            queued += work.deliver(conn, key, frame, live, shared) as u64;
         }
     }
     Counters::add(&shared.counters.frames_queued, queued);
@@ -663,7 +901,11 @@ fn advance(conn: &mut Conn, mut n: usize) {
         if n >= first {
             n -= first;
             conn.offset = 0;
-            conn.queue.pop_front();
+            if let Some(frame) = conn.queue.pop_front() {
+                if frame.starts_with(b"id: ") {
+                    conn.last_id_frame = Some(frame);
+                }
+            }
         } else {
             conn.offset += n;
             n = 0;

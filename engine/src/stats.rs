@@ -15,6 +15,8 @@ pub(crate) struct Counters {
     pub write_calls: AtomicU64,
     pub heartbeats: AtomicU64,
     pub queue_high_water: AtomicU64,
+    pub events_replayed: AtomicU64,
+    pub gaps: AtomicU64,
 }
 
 impl Counters {
@@ -43,6 +45,8 @@ impl Counters {
             write_calls: self.write_calls.load(Relaxed),
             heartbeats: self.heartbeats.load(Relaxed),
             queue_high_water: self.queue_high_water.load(Relaxed),
+            events_replayed: self.events_replayed.load(Relaxed),
+            gaps: self.gaps.load(Relaxed),
         }
     }
 }
@@ -70,6 +74,10 @@ pub struct Stats {
     pub heartbeats: u64,
     /// The most bytes any one client has had queued.
     pub queue_high_water: u64,
+    /// Events sent from history to reconnecting clients.
+    pub events_replayed: u64,
+    /// Reconnects whose `Last-Event-ID` was not in history.
+    pub gaps: u64,
 }
 
 impl Stats {

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{
-    Config, ConnectOptions, DisconnectReason, Engine, Error, ErrorKind, Event, LifecycleEvent,
+    Config, ConnectOptions, DisconnectReason, Engine, Error, ErrorKind, Event, HistoryLimits,
+    LifecycleEvent,
 };
 
 /// Status of every call. Values are stable and never renumbered.
@@ -67,6 +68,9 @@ pub enum sse_lifecycle_kind {
     SSE_CONNECTED = 0,
     /// The client is gone and its socket closed; `reason` says why.
     SSE_DISCONNECTED = 1,
+    /// The client's Last-Event-ID is not (or no longer) in history: it missed events that
+    /// cannot be replayed (it was sent the gap event, when configured) and must resync.
+    SSE_GAP = 2,
 }
 
 /// Why a client left.
@@ -140,6 +144,18 @@ pub struct sse_config {
     pub max_clients: usize,
     /// Most clients per channel (default 0 = unlimited).
     pub max_clients_per_channel: usize,
+    /// Give channel and broadcast-all events an engine id (`<epoch>-<seq>`) when the
+    /// caller gives none (default true).
+    pub auto_ids: bool,
+    /// History kept per channel: most events (default 1000) and oldest age in
+    /// milliseconds (default 300000); either 0 turns history off.
+    pub history_max_events: u32,
+    pub history_max_age_ms: u32,
+    /// Most events replayed to a reconnecting client at once (default 1000, at least 1).
+    pub max_replay: u32,
+    /// Name of the event sent to a client whose Last-Event-ID is not in history
+    /// (default "sse-gap"; NULL = none). Copied by sse_engine_new.
+    pub gap_event: *const c_char,
 }
 
 /// One response header.
@@ -210,6 +226,8 @@ pub struct sse_stats {
     pub write_calls: u64,
     pub heartbeats: u64,
     pub queue_high_water: u64,
+    pub events_replayed: u64,
+    pub gaps: u64,
 }
 
 thread_local! {
@@ -323,6 +341,13 @@ fn millis(ms: u32) -> Option<Duration> {
     (ms != 0).then(|| Duration::from_millis(u64::from(ms)))
 }
 
+fn history_limits(max_events: u32, max_age_ms: u32) -> HistoryLimits {
+    HistoryLimits {
+        max_events: max_events as usize,
+        max_age: Duration::from_millis(u64::from(max_age_ms)),
+    }
+}
+
 fn limit(n: usize) -> Option<usize> {
     (n != 0).then_some(n)
 }
@@ -342,6 +367,11 @@ pub extern "C" fn sse_config_init(config: *mut sse_config) -> sse_status {
             max_queue_bytes: d.max_queue_bytes,
             max_clients: d.max_clients.unwrap_or(0),
             max_clients_per_channel: d.max_clients_per_channel.unwrap_or(0),
+            auto_ids: d.auto_ids,
+            history_max_events: d.history.max_events as u32,
+            history_max_age_ms: d.history.max_age.as_millis() as u32,
+            max_replay: d.max_replay as u32,
+            gap_event: c"sse-gap".as_ptr(),
         };
         out(config, value, "config")
     })
@@ -369,6 +399,10 @@ pub extern "C" fn sse_engine_new(
                 max_clients_per_channel: limit(c.max_clients_per_channel),
                 write_timeout: millis(c.write_timeout_ms),
                 busy_retry_after_secs: c.busy_retry_after_s,
+                auto_ids: c.auto_ids,
+                history: history_limits(c.history_max_events, c.history_max_age_ms),
+                max_replay: c.max_replay as usize,
+                gap_event: opt_text(c.gap_event, "gap_event")?.map(str::to_owned),
             },
         };
         let engine = Engine::start(config)?;
@@ -637,9 +671,229 @@ pub extern "C" fn sse_get_stats(
             write_calls: s.write_calls,
             heartbeats: s.heartbeats,
             queue_high_water: s.queue_high_water,
+            events_replayed: s.events_replayed,
+            gaps: s.gaps,
         };
         out(out_stats, value, "out_stats")
     })
+}
+
+/// Sends an event to the members of `channel` whose metadata matches `filter_json`: a
+/// JSON object of field equalities, where a value may also be `{"$in": [v1, v2]}`
+/// (e.g. `{"role":"admin","tier":{"$in":[1,2]}}`; `{}` matches everyone). The filter is
+/// evaluated on the reactor thread; `out_count` (may be NULL) receives the number of
+/// members it is evaluated against. A bad filter gives SSE_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub extern "C" fn sse_broadcast_where(
+    engine: *const sse_engine,
+    channel: *const c_char,
+    filter_json: *const c_char,
+    event: *const sse_event,
+    out_count: *mut usize,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let channel = text(channel, "channel")?;
+        let filter = text(filter_json, "filter_json")?;
+        let n = e.broadcast_where(channel, filter, &event_of(event)?)?;
+        out_opt(out_count, n);
+        Ok(())
+    })
+}
+
+/// Sets one channel's history limits (0 events or 0 ms turns its history off).
+#[no_mangle]
+pub extern "C" fn sse_configure_channel(
+    engine: *const sse_engine,
+    channel: *const c_char,
+    history_max_events: u32,
+    history_max_age_ms: u32,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let limits = history_limits(history_max_events, history_max_age_ms);
+        e.configure_channel(text(channel, "channel")?, limits)
+    })
+}
+
+/// Replaces a client's metadata with `metadata_json` (a JSON object; NULL clears it).
+/// SSE_ERR_NOT_FOUND for an unknown client.
+#[no_mangle]
+pub extern "C" fn sse_set_metadata(
+    engine: *const sse_engine,
+    client: u64,
+    metadata_json: *const c_char,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        e.set_metadata(client, opt_text(metadata_json, "metadata_json")?)
+    })
+}
+
+/// Unsubscribes every member of `channel` (with `disconnect`, closes their streams with
+/// reason SSE_REASON_SERVER) and forgets the channel and its history. `out_count` (may
+/// be NULL) receives how many clients were members.
+#[no_mangle]
+pub extern "C" fn sse_close_channel(
+    engine: *const sse_engine,
+    channel: *const c_char,
+    disconnect: bool,
+    out_count: *mut usize,
+) -> sse_status {
+    call(|| {
+        let n = engine_of(engine)?.close_channel(text(channel, "channel")?, disconnect)?;
+        out_opt(out_count, n);
+        Ok(())
+    })
+}
+
+/// Forgets every channel without members (with its history and settings). `out_count`
+/// (may be NULL) receives how many were removed.
+#[no_mangle]
+pub extern "C" fn sse_remove_empty_channels(
+    engine: *const sse_engine,
+    out_count: *mut usize,
+) -> sse_status {
+    call(|| {
+        let n = engine_of(engine)?.remove_empty_channels()?;
+        out_opt(out_count, n);
+        Ok(())
+    })
+}
+
+/// Hands a string to the caller; it frees it with sse_string_free.
+fn give_string(ptr: *mut *mut c_char, text: String) -> Result<(), Error> {
+    // JSON and Prometheus text never contain NUL (JSON escapes it as \u0000).
+    let text = CString::new(text).map_err(|_| Error::new(ErrorKind::Panic, "NUL in output"))?;
+    out(ptr, text.into_raw(), "out")
+}
+
+fn give_json(ptr: *mut *mut c_char, value: serde_json::Value) -> Result<(), Error> {
+    give_string(ptr, value.to_string())
+}
+
+/// One client as JSON: `{"id", "user", "channels", "metadata", "connected_at_ms",
+/// "remote_addr", "queued_bytes", "last_event_id"}` (missing values are null), as its
+/// reactor thread sees it when it answers (between two flush chunks). Free
+/// `*out_json` with sse_string_free. SSE_ERR_NOT_FOUND for an unknown client.
+/// Registry queries wait for the reactor: do not call them from the callback
+/// (SSE_ERR_INVALID_ARGUMENT).
+#[no_mangle]
+pub extern "C" fn sse_get_client(
+    engine: *const sse_engine,
+    client: u64,
+    out_json: *mut *mut c_char,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        if out_json.is_null() {
+            return Err(null("out_json"));
+        }
+        give_json(out_json, e.get_client(client)?.to_json())
+    })
+}
+
+fn give_clients(ptr: *mut *mut c_char, clients: Vec<engine::ClientInfo>) -> Result<(), Error> {
+    give_json(
+        ptr,
+        clients.iter().map(engine::ClientInfo::to_json).collect(),
+    )
+}
+
+/// Every connected client: a JSON array of sse_get_client objects, by id. Free with
+/// sse_string_free.
+#[no_mangle]
+pub extern "C" fn sse_clients(engine: *const sse_engine, out_json: *mut *mut c_char) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        if out_json.is_null() {
+            return Err(null("out_json"));
+        }
+        give_clients(out_json, e.clients()?)
+    })
+}
+
+/// The members of `channel` as a JSON array (empty for an unknown channel). Free with
+/// sse_string_free.
+#[no_mangle]
+pub extern "C" fn sse_clients_in(
+    engine: *const sse_engine,
+    channel: *const c_char,
+    out_json: *mut *mut c_char,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let channel = text(channel, "channel")?;
+        if out_json.is_null() {
+            return Err(null("out_json"));
+        }
+        give_clients(out_json, e.clients_in(channel)?)
+    })
+}
+
+/// The connections of `user` as a JSON array. Free with sse_string_free.
+#[no_mangle]
+pub extern "C" fn sse_clients_of(
+    engine: *const sse_engine,
+    user: *const c_char,
+    out_json: *mut *mut c_char,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let user = text(user, "user")?;
+        if out_json.is_null() {
+            return Err(null("out_json"));
+        }
+        give_clients(out_json, e.clients_of(user)?)
+    })
+}
+
+/// Every channel the engine knows, by name: a JSON array of
+/// `{"name", "members", "history"}`. Free with sse_string_free.
+#[no_mangle]
+pub extern "C" fn sse_channels(
+    engine: *const sse_engine,
+    out_json: *mut *mut c_char,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        if out_json.is_null() {
+            return Err(null("out_json"));
+        }
+        let list = e
+            .channels()?
+            .iter()
+            .map(engine::ChannelInfo::to_json)
+            .collect();
+        give_json(out_json, list)
+    })
+}
+
+/// The counters in Prometheus text exposition format (`sse_engine_*` metrics). Works
+/// after shutdown too. Free `*out_text` with sse_string_free.
+#[no_mangle]
+pub extern "C" fn sse_metrics(engine: *const sse_engine, out_text: *mut *mut c_char) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        if out_text.is_null() {
+            return Err(null("out_text"));
+        }
+        give_string(out_text, e.metrics())
+    })
+}
+
+/// Frees a string returned by this library (JSON or metrics text). NULL is ignored.
+/// Never pass it to free(), nor a string that did not come from this library.
+#[no_mangle]
+pub extern "C" fn sse_string_free(text: *mut c_char) {
+    if text.is_null() {
+        return;
+    }
+    let _ = call(|| {
+        // SAFETY: `text` came from CString::into_raw in this library and is freed once.
+        drop(unsafe { CString::from_raw(text) });
+        Ok(())
+    });
 }
 
 /// The C callback and its user data, carried to the reactor threads.
@@ -693,6 +947,11 @@ pub extern "C" fn sse_set_event_callback(
                     kind: sse_lifecycle_kind::SSE_DISCONNECTED,
                     client,
                     reason: reason_of(reason),
+                },
+                LifecycleEvent::Gap { client } => sse_lifecycle_event {
+                    kind: sse_lifecycle_kind::SSE_GAP,
+                    client,
+                    reason: sse_disconnect_reason::SSE_REASON_NONE,
                 },
             };
             c.invoke(&value);

@@ -30,11 +30,13 @@ static sse_event data_event(const char *data) {
     return ev;
 }
 
-/* A new engine with heartbeats off (nothing but the tests' own bytes on the wire). */
+/* A new engine with heartbeats and engine ids off (nothing but the tests' own bytes on
+ * the wire). */
 static sse_engine *new_engine(size_t max_clients, size_t max_per_channel) {
     sse_config cfg;
     CHECK_OK(sse_config_init(&cfg));
     cfg.heartbeat_ms = 0;
+    cfg.auto_ids = false;
     cfg.max_clients = max_clients;
     cfg.max_clients_per_channel = max_per_channel;
     sse_engine *e = NULL;
@@ -665,6 +667,8 @@ static void test_events(void) {
         {"id with CR", NULL, "4\r2", "x", 1, SSE_ERR_INVALID_ARGUMENT},
         {"id only CR", NULL, "\r", "x", 1, SSE_ERR_INVALID_ARGUMENT},
         {"id ending in LF", NULL, "42\n", "x", 1, SSE_ERR_INVALID_ARGUMENT},
+        {"id not ASCII", NULL, "caf\xc3\xa9", "x", 1, SSE_ERR_INVALID_ARGUMENT},
+        {"id with a tab", NULL, "a\tb", "x", 1, SSE_ERR_INVALID_ARGUMENT},
         {"name not UTF-8", "\xff", NULL, "x", 1, SSE_ERR_INVALID_UTF8},
         {"id not UTF-8", NULL, "\xc3\x28", "x", 1, SSE_ERR_INVALID_UTF8},
         {"data \\xff", NULL, NULL, "\xff", 1, SSE_ERR_INVALID_UTF8},

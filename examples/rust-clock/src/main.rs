@@ -54,6 +54,14 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+fn query_param<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    let query = path.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then_some(value)
+    })
+}
+
 fn respond(mut stream: TcpStream, status: &str, content_type: &str, body: &str) {
     let _ = write!(
         stream,
@@ -72,7 +80,9 @@ fn serve(engine: &Engine, mut stream: TcpStream) {
         "/events" => {
             let options = ConnectOptions {
                 channels: vec!["clock".into()],
-                last_event_id: header(&head, "Last-Event-ID").map(str::to_owned),
+                last_event_id: header(&head, "Last-Event-ID")
+                    .or_else(|| query_param(path, "lastEventId"))
+                    .map(str::to_owned),
                 ..Default::default()
             };
             let fd = stream.into_raw_fd();
@@ -105,6 +115,9 @@ fn main() {
             LifecycleEvent::Disconnected { client, reason } => {
                 eprintln!("client {client} left ({})", reason.as_str())
             }
+            LifecycleEvent::Gap { client } => {
+                eprintln!("client {client} resumed from an id no longer in history")
+            }
         })
         .expect("handler");
 
@@ -115,9 +128,10 @@ fn main() {
             let time_ms = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis());
-            let event = Event::new(format!(r#"{{"time_ms":{time_ms},"count":{count}}}"#))
-                .named("tick")
-                .with_id(count.to_string());
+            // No id given: the engine numbers the event, keeps it in the channel's
+            // history, and replays what a reconnecting page missed.
+            let event =
+                Event::new(format!(r#"{{"time_ms":{time_ms},"count":{count}}}"#)).named("tick");
             if ticker.broadcast("clock", &event).is_err() {
                 return;
             }

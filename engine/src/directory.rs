@@ -469,7 +469,7 @@ mod tests {
             max_events: 3,
             max_age: std::time::Duration::from_secs(60),
         };
-        Directory::new(IdFormat::new(1), true, limits)
+        Directory::new(IdFormat::new(1, 0), true, limits)
     }
 
     const NO_LIMITS: Limits = Limits {

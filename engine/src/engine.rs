@@ -70,7 +70,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             config: config.clone(),
             directory: Mutex::new(Directory::new(
-                IdFormat::new(start_ms),
+                IdFormat::new(start_ms, random_salt()),
                 config.auto_ids,
                 config.history,
             )),
@@ -602,6 +602,14 @@ impl Drop for Engine {
             self.stop(Instant::now() + DROP_FLUSH_DEADLINE, None);
         }
     }
+}
+
+/// A random number from the standard library's per-process hash seed (no extra crate).
+fn random_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 /// Answers a refused hand-over with `503` and `Retry-After`, then closes the socket.

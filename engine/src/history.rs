@@ -3,9 +3,11 @@
 //! Every event published to a channel (or to all) takes the next number of one
 //! engine-wide sequence, in publish order. Its id is the caller's, or, with `auto_ids`,
 //! the engine's own: `<epoch>-<seq>`, where `epoch` is the engine's start time in
-//! milliseconds written in base 36 (8 lower-case characters until the year 2059) and
-//! `seq` the sequence number in decimal, from 1: for example `mhx3k2a1-42`. An id of
-//! another run has another epoch and is never mistaken for one of this run.
+//! milliseconds written in base 36 (8 lower-case characters until the year 2059)
+//! followed by 3 random base-36 characters, and `seq` the sequence number in decimal,
+//! from 1: for example `mhx3k2a1q7z-42`. An id of another run (or of another engine
+//! started in the same millisecond) has another epoch and is never mistaken for one of
+//! this run.
 //!
 //! Each channel keeps the frames of its recent events in a ring bounded by count and
 //! age. A ring remembers the highest sequence number it has dropped, which is how a
@@ -109,9 +111,12 @@ pub(crate) struct IdFormat {
 }
 
 impl IdFormat {
-    pub fn new(start_ms: u128) -> IdFormat {
+    /// `salt` makes engines started in the same millisecond differ (any random number).
+    pub fn new(start_ms: u128, salt: u64) -> IdFormat {
+        let salt = base36(u128::from(salt % (36 * 36 * 36)) + 36 * 36 * 36);
         IdFormat {
-            epoch: base36(start_ms),
+            // The leading 1 of `salt` (36^3 + n) keeps it 3 digits after dropping it.
+            epoch: format!("{}{}", base36(start_ms), &salt[1..]),
         }
     }
 
@@ -159,12 +164,13 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_foreign_ids_are_rejected() {
-        let f = IdFormat::new(1_795_434_281_013);
+        let f = IdFormat::new(1_795_434_281_013, 7);
         let id = f.id(42);
-        assert!(id.len() <= 12, "{id}");
+        assert!(id.len() <= 15, "{id}");
         assert_eq!(f.parse(&id), Some(42));
-        let other = IdFormat::new(1_795_434_281_014);
-        assert_eq!(other.parse(&id), None);
+        assert_eq!(IdFormat::new(1_795_434_281_014, 7).parse(&id), None);
+        assert_eq!(IdFormat::new(1_795_434_281_013, 8).parse(&id), None);
+        assert_eq!(IdFormat::new(0, 0).id(1), "0000-1");
         for bad in [
             "",
             "42",

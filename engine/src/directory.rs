@@ -289,11 +289,29 @@ impl Directory {
                 limits,
             );
         }
+        if let Target::Channel(name) = target {
+            // A channel that keeps nothing and has nobody need not be remembered.
+            if self.channels.get(name).is_some_and(Channel::is_vacant) {
+                self.channels.remove(name);
+            }
+        }
         Published {
             frame,
             seq: if recorded { seq } else { 0 },
             count,
         }
+    }
+
+    /// Drops history past its age everywhere and forgets channels left with nothing.
+    pub fn expire_history(&mut self, now: Instant) {
+        let defaults = self.defaults;
+        self.all.trim(defaults, now);
+        self.channels.retain(|_, channel| {
+            channel
+                .history
+                .trim(channel.limits.unwrap_or(defaults), now);
+            !channel.is_vacant()
+        });
     }
 
     /// The last sequence number given out: a client connecting now has seen up to it.

@@ -84,7 +84,13 @@ impl Engine {
                 Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;
             let (commands, receiver) = mpsc::channel();
             let wake_pending = Arc::new(AtomicBool::new(false));
-            let shard = Shard::new(poll, receiver, wake_pending.clone(), shared.clone());
+            let shard = Shard::new(
+                poll,
+                receiver,
+                wake_pending.clone(),
+                shared.clone(),
+                index == 0,
+            );
             let thread = std::thread::Builder::new()
                 .name(format!("sse-reactor-{index}"))
                 .spawn(move || {

@@ -36,6 +36,8 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 const FLUSH_CHUNK: usize = 128;
 /// Queue slots a drained client keeps; a larger queue is freed (32 bytes a slot).
 const IDLE_QUEUE_CAPACITY: usize = 8;
+/// How often expired history is dropped (and channels left with nothing are forgotten).
+const HISTORY_EXPIRY: Duration = Duration::from_secs(1);
 /// How often write timeouts are checked while some client is blocked.
 const TIMEOUT_SWEEP: Duration = Duration::from_millis(250);
 
@@ -196,19 +198,25 @@ pub(crate) struct Shard {
     now: Instant,
     next_heartbeat: Option<Instant>,
     next_sweep: Option<Instant>,
+    /// When this shard next drops expired history (shard 0 only).
+    next_expiry: Option<Instant>,
     shutdown: Option<Instant>,
     scratch: Box<[u8; 4096]>,
 }
 
 impl Shard {
+    /// `expires_history`: this shard also drops expired history now and then (one
+    /// shard of the engine does).
     pub fn new(
         poll: Poll,
         commands: Receiver<Command>,
         wake_pending: Arc<AtomicBool>,
         shared: Arc<Shared>,
+        expires_history: bool,
     ) -> Shard {
         let now = Instant::now();
         let next_heartbeat = shared.config.heartbeat.map(|h| now + h);
+        let next_expiry = expires_history.then(|| now + HISTORY_EXPIRY);
         Shard {
             poll,
             commands,
@@ -224,6 +232,7 @@ impl Shard {
             now,
             next_heartbeat,
             next_sweep: None,
+            next_expiry,
             shutdown: None,
             scratch: Box::new([0; 4096]),
         }
@@ -267,10 +276,15 @@ impl Shard {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        let next = [self.next_heartbeat, self.next_sweep, self.shutdown]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let next = [
+            self.next_heartbeat,
+            self.next_sweep,
+            self.next_expiry,
+            self.shutdown,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         Some(next.saturating_duration_since(Instant::now()))
     }
 
@@ -669,6 +683,16 @@ impl Shard {
     }
 
     fn run_timers(&mut self) {
+        if let Some(at) = self.next_expiry {
+            if self.now >= at {
+                self.next_expiry = Some(self.now + HISTORY_EXPIRY);
+                self.shared
+                    .directory
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .expire_history(self.now);
+            }
+        }
         if let (Some(at), Some(interval)) = (self.next_heartbeat, self.shared.config.heartbeat) {
             if self.now >= at {
                 // Only clients that got nothing since the last tick need the comment.

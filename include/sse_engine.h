@@ -12,6 +12,8 @@
  *    SSE_ERR_SHUT_DOWN, then the engine's own validation (SSE_ERR_INVALID_ARGUMENT...).
  *  - Channel names, user keys, event names and event ids are 1 to 1024 bytes (an id may
  *    be empty); event names and ids must not contain CR or LF.
+ *  - Registry results (clients, channels) are returned as JSON text and metrics as
+ *    Prometheus text, in strings the caller frees with sse_string_free (not free()).
  *  - All functions are thread-safe, except sse_engine_free, which must be the last call
  *    on an engine.
  *  - No function panics across the boundary: an internal bug returns SSE_ERR_PANIC.

@@ -420,6 +420,11 @@ impl Directory {
         channel.history.trim(limits, Instant::now());
     }
 
+    /// How many channels the directory holds (with members, history or settings).
+    pub fn channels_known(&self) -> usize {
+        self.channels.len()
+    }
+
     /// Every channel with its member count and history length.
     pub fn channel_infos(&self) -> Vec<ChannelInfo> {
         let mut list: Vec<ChannelInfo> = self

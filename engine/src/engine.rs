@@ -521,7 +521,7 @@ impl Engine {
 
     /// The counters in Prometheus text exposition format (metrics named `sse_engine_*`).
     pub fn metrics(&self) -> String {
-        let channels = self.directory().channel_infos().len();
+        let channels = self.directory().channels_known();
         crate::metrics::render(&self.stats(), channels)
     }
 

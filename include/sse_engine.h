@@ -6,12 +6,13 @@
  *  - Every function returns an `sse_status`; SSE_OK (0) is success. After an error,
  *    sse_last_error_message() describes it (thread-local, valid until the next call
  *    into this library on the same thread).
- *  - Every pointer argument is checked: NULL where a value is required gives
- *    SSE_ERR_NULL_POINTER. Strings are NUL-terminated UTF-8 (else SSE_ERR_INVALID_UTF8).
- *    Checks run in this order: NULL pointers, UTF-8 of the strings, then
- *    SSE_ERR_SHUT_DOWN, then the engine's own validation (SSE_ERR_INVALID_ARGUMENT...).
- *  - Channel names, user keys, event names and event ids are 1 to 1024 bytes (an id may
- *    be empty); event names and ids must not contain CR or LF.
+ *  - Arguments are checked in parameter order: a NULL pointer where a value is required
+ *    gives SSE_ERR_NULL_POINTER, a string that is not UTF-8 SSE_ERR_INVALID_UTF8
+ *    (strings are NUL-terminated). Then comes SSE_ERR_SHUT_DOWN, then the engine's own
+ *    validation (SSE_ERR_INVALID_ARGUMENT, ...).
+ *  - Channel names, user keys and event names are 1 to 1024 bytes; event names must not
+ *    contain CR or LF. Event ids (and a Last-Event-ID) are 0 to 256 bytes of printable
+ *    ASCII (0x20-0x7E).
  *  - Registry results (clients, channels) are returned as JSON text and metrics as
  *    Prometheus text, in strings the caller frees with sse_string_free (not free()).
  *  - All functions are thread-safe, except sse_engine_free, which must be the last call
@@ -191,8 +192,8 @@ typedef struct sse_config {
 /**
  * An event to send. `event` and `id` may be NULL; `data` is `data_len` bytes of UTF-8
  * (NUL bytes allowed; may be NULL when `data_len` is 0). Line breaks in data (CRLF, LF,
- * CR) become separate `data:` lines. An event name must not be empty; name and id must
- * not contain CR or LF and are at most 1024 bytes (SSE_ERR_INVALID_ARGUMENT).
+ * CR) become separate `data:` lines. An event name is 1 to 1024 bytes without CR or LF;
+ * an id is at most 256 bytes of printable ASCII (else SSE_ERR_INVALID_ARGUMENT).
  */
 typedef struct sse_event {
   /**
@@ -244,7 +245,10 @@ typedef struct sse_connect_options {
   const struct sse_header *headers;
   size_t headers_len;
   /**
-   * The Last-Event-ID the client sent (NULL = none).
+   * The Last-Event-ID the client sent (header, or a `lastEventId` query parameter on
+   * the first connect); NULL or "" = none. Same rules as event ids (at most 256
+   * bytes of printable ASCII), else SSE_ERR_INVALID_ARGUMENT with the fd untouched.
+   * The engine replays what the client missed, or reports SSE_GAP.
    */
   const char *last_event_id;
   /**

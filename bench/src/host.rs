@@ -5,11 +5,19 @@
 //! A minimal HTTP host on 127.0.0.1:P with one accept thread.
 //!
 //! - `GET /sse`: becomes an SSE stream on channel `bench`. `engine` hands the socket to
-//!   `sse_engine`; `naive` writes the response head itself and keeps the socket.
+//!   `sse_engine`, with the `Last-Event-ID` request header (or a `lastEventId` query
+//!   parameter) as `ConnectOptions::last_event_id`, so a reconnecting client gets what
+//!   it missed replayed from history; `naive` writes the response head itself and
+//!   keeps the socket (it has no history).
 //! - `GET /burst?count=M&size=S`: publishes M events of S bytes whose data starts with the
 //!   send time (decimal nanoseconds since the UNIX epoch), then answers `200` with an
 //!   empty body. `engine` calls `Engine::broadcast` M times in a tight loop; `naive` does
 //!   one blocking `send()` per event per client, on this one thread.
+//! - `GET /pace?rate=R&seconds=S&size=B` (engine only): publishes round(R × S) events
+//!   of B bytes, the i-th due at i / R seconds after the request, on a thread of its
+//!   own (the accept thread goes on accepting), each stamped with its send time; then
+//!   answers `200` with `published N`, `late_max_ns L` (how far behind schedule the
+//!   latest event left) and `seconds T` lines.
 //! - `GET /stats`: counters, one `name value` per line.
 //!
 //! With `--port 0` the kernel picks the port. The first line on stdout is
@@ -20,7 +28,8 @@ use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::IntoRawFd;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::{event_data, now_ns, raise_nofile_limit, CHANNEL};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -28,8 +37,10 @@ use sse_engine::{Config, ConnectOptions, Engine, Event};
 
 const USAGE: &str =
     "usage: sse-bench-host --kind engine|naive [--port P] [--threads T] [--watch-stdin]";
-/// Largest burst accepted in one request.
+/// Largest burst (or paced run) accepted in one request.
 const MAX_BURST_EVENTS: usize = 1_000_000;
+/// Highest publishing rate `/pace` accepts, in events per second.
+const MAX_PACE_RATE: f64 = 1_000_000.0;
 const MAX_EVENT_SIZE: usize = 1024 * 1024;
 const NAIVE_HEAD: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n";
@@ -89,7 +100,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
 
 /// How the host serves streams and bursts.
 enum Host {
-    Engine(Engine),
+    /// Shared with the threads of `/pace`.
+    Engine(Arc<Engine>),
     /// The naive reference: every client socket, written with blocking `send()`s.
     Naive(Vec<TcpStream>),
 }
@@ -120,7 +132,9 @@ fn run(args: impl IntoIterator<Item = String>) -> Result<(), String> {
                 heartbeat: None,
                 ..Config::default()
             };
-            Host::Engine(Engine::start(config).map_err(|e| format!("engine start: {e}"))?)
+            Host::Engine(Arc::new(
+                Engine::start(config).map_err(|e| format!("engine start: {e}"))?,
+            ))
         }
         Kind::Naive => Host::Naive(Vec::new()),
     };
@@ -168,8 +182,17 @@ fn listen(port: u16) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Reads a request head (up to the blank line); returns the request target.
-fn read_request(stream: &mut TcpStream) -> Result<String, String> {
+/// What the host needs from a request head.
+#[derive(Debug, PartialEq, Eq)]
+struct Request {
+    /// The request target (path and query).
+    target: String,
+    /// The `Last-Event-ID` header's value.
+    last_event_id: Option<String>,
+}
+
+/// Reads a request head (up to the blank line).
+fn read_request(stream: &mut TcpStream) -> Result<Request, String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| format!("set read timeout: {e}"))?;
@@ -179,6 +202,7 @@ fn read_request(stream: &mut TcpStream) -> Result<String, String> {
         .read_line(&mut request_line)
         .map_err(|e| format!("read request: {e}"))?;
     let mut line = String::new();
+    let mut last_event_id = None;
     loop {
         line.clear();
         let n = reader
@@ -193,6 +217,9 @@ fn read_request(stream: &mut TcpStream) -> Result<String, String> {
         if line.len() > 8192 {
             return Err("request header line too long".into());
         }
+        if let Some(value) = header_value(&line, "last-event-id") {
+            last_event_id = Some(value.to_string());
+        }
     }
     if !reader.buffer().is_empty() {
         return Err(
@@ -201,9 +228,152 @@ fn read_request(stream: &mut TcpStream) -> Result<String, String> {
     }
     let mut parts = request_line.split_whitespace();
     match (parts.next(), parts.next()) {
-        (Some("GET"), Some(target)) => Ok(target.to_string()),
+        (Some("GET"), Some(target)) => Ok(Request {
+            target: target.to_string(),
+            last_event_id,
+        }),
         _ => Err(format!("unsupported request {:?}", request_line.trim_end())),
     }
+}
+
+/// The value of header `name` (lower case) if `line` is that header.
+fn header_value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let (field, value) = line.split_once(':')?;
+    field
+        .trim()
+        .eq_ignore_ascii_case(name)
+        .then(|| value.trim_matches([' ', '\t', '\r', '\n']))
+}
+
+/// The `Last-Event-ID` of an SSE request: the header, else the `lastEventId` query
+/// parameter (what a client that cannot set headers sends on its first connect).
+fn resume_id(request: &Request) -> Result<Option<String>, String> {
+    if let Some(id) = &request.last_event_id {
+        return Ok(Some(id.clone()));
+    }
+    let query = request.target.split_once('?').map_or("", |(_, q)| q);
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("lastEventId=") {
+            return percent_decode(value).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// Decodes `%XX` escapes and `+` of a query value.
+fn percent_decode(value: &str) -> Result<String, String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad percent escape in {value:?}"))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{value:?} is not UTF-8 once decoded"))
+}
+
+/// A paced run: how many events, how many per second, how large.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pace {
+    count: usize,
+    rate: f64,
+    size: usize,
+}
+
+/// `rate`, `seconds` and `size` from `/pace?rate=R&seconds=S&size=B`.
+fn pace_params(target: &str) -> Result<Pace, String> {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let (mut rate, mut seconds, mut size) = (100f64, 10f64, 64usize);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let real = || {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| format!("bad {name}={value:?}: a positive number is needed"))
+        };
+        match name {
+            "rate" => rate = real()?,
+            "seconds" => seconds = real()?,
+            "size" => {
+                size = value
+                    .parse()
+                    .map_err(|e| format!("bad size={value:?}: {e}"))?
+            }
+            _ => return Err(format!("unknown pace parameter {name:?}")),
+        }
+    }
+    if rate > MAX_PACE_RATE {
+        return Err(format!("rate above {MAX_PACE_RATE} events/s"));
+    }
+    let count = (rate * seconds).round();
+    if count > MAX_BURST_EVENTS as f64 || size > MAX_EVENT_SIZE {
+        return Err(format!(
+            "paced run too large (rate × seconds <= {MAX_BURST_EVENTS}, size <= {MAX_EVENT_SIZE})"
+        ));
+    }
+    Ok(Pace {
+        count: count as usize,
+        rate,
+        size,
+    })
+}
+
+/// Publishes a paced run on its own thread and answers `stream` when it is over.
+fn start_pace(engine: Arc<Engine>, mut stream: TcpStream, pace: Pace) -> Result<(), String> {
+    let spawned = std::thread::Builder::new()
+        .name("pace".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let mut late_max = Duration::ZERO;
+            for i in 0..pace.count {
+                let due = started + Duration::from_secs_f64(i as f64 / pace.rate);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                late_max = late_max.max(Instant::now().saturating_duration_since(due));
+                let event = Event::new(event_data(now_ns(), pace.size));
+                if let Err(e) = engine.broadcast(CHANNEL, &event) {
+                    let _ = respond(
+                        &mut stream,
+                        "500 Internal Server Error",
+                        &format!("broadcast: {e}\n"),
+                    );
+                    return;
+                }
+            }
+            let body = format!(
+                "published {}\nlate_max_ns {}\nseconds {:.6}\n",
+                pace.count,
+                late_max.as_nanos(),
+                started.elapsed().as_secs_f64()
+            );
+            if let Err(e) = respond(&mut stream, "200 OK", &body) {
+                eprintln!("sse-bench-host: pace: {e}");
+            }
+        });
+    spawned
+        .map(|_| ())
+        .map_err(|e| format!("spawn the pace thread: {e}"))
 }
 
 /// `count` and `size` from `/burst?count=M&size=S`.
@@ -243,22 +413,35 @@ fn respond(stream: &mut TcpStream, status: &str, body: &str) -> Result<(), Strin
 
 impl Host {
     fn handle(&mut self, mut stream: TcpStream) -> Result<(), String> {
-        let target = match read_request(&mut stream) {
-            Ok(target) => target,
+        let request = match read_request(&mut stream) {
+            Ok(request) => request,
             Err(e) => {
                 let _ = respond(&mut stream, "400 Bad Request", "");
                 return Err(e);
             }
         };
-        let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p);
+        let target = request.target.as_str();
+        let path = target.split_once('?').map_or(target, |(p, _)| p);
         match path {
-            "/sse" => self.stream(stream),
-            "/burst" => match burst_params(&target) {
+            "/sse" => match resume_id(&request) {
+                Ok(last_event_id) => self.stream(stream, last_event_id),
+                Err(e) => respond(&mut stream, "400 Bad Request", &format!("{e}\n")),
+            },
+            "/burst" => match burst_params(target) {
                 Ok((count, size)) => {
                     self.burst(count, size)?;
                     respond(&mut stream, "200 OK", "")
                 }
                 Err(e) => respond(&mut stream, "400 Bad Request", &format!("{e}\n")),
+            },
+            "/pace" => match (pace_params(target), &*self) {
+                (Ok(pace), Host::Engine(engine)) => start_pace(engine.clone(), stream, pace),
+                (Ok(_), Host::Naive(_)) => respond(
+                    &mut stream,
+                    "400 Bad Request",
+                    "/pace needs the engine host\n",
+                ),
+                (Err(e), _) => respond(&mut stream, "400 Bad Request", &format!("{e}\n")),
             },
             "/stats" => {
                 let body = self.stats();
@@ -268,7 +451,11 @@ impl Host {
         }
     }
 
-    fn stream(&mut self, mut stream: TcpStream) -> Result<(), String> {
+    fn stream(
+        &mut self,
+        mut stream: TcpStream,
+        last_event_id: Option<String>,
+    ) -> Result<(), String> {
         stream
             .set_read_timeout(None)
             .map_err(|e| format!("clear read timeout: {e}"))?;
@@ -276,6 +463,7 @@ impl Host {
             Host::Engine(engine) => {
                 let options = ConnectOptions {
                     channels: vec![CHANNEL.into()],
+                    last_event_id,
                     ..ConnectOptions::default()
                 };
                 let fd = stream.into_raw_fd();
@@ -341,17 +529,20 @@ impl Host {
             Host::Engine(engine) => {
                 let s = engine.stats();
                 format!(
-                    "kind engine\nconnections_open {}\nconnections_total {}\nevents_published {}\n\
-                     frames_queued {}\nbytes_written {}\nwrite_calls {}\nqueue_high_water {}\n\
-                     disconnects_total {}\n",
+                    "kind engine\nconnections_open {}\nconnections_total {}\nrefused_total {}\n\
+                     events_published {}\nframes_queued {}\nbytes_written {}\nwrite_calls {}\n\
+                     queue_high_water {}\ndisconnects_total {}\nevents_replayed {}\ngaps {}\n",
                     s.connections_open,
                     s.connections_total,
+                    s.refused_total,
                     s.events_published,
                     s.frames_queued,
                     s.bytes_written,
                     s.write_calls,
                     s.queue_high_water,
                     s.disconnects.iter().sum::<u64>(),
+                    s.events_replayed,
+                    s.gaps,
                 )
             }
             Host::Naive(clients) => format!("kind naive\nconnections_open {}\n", clients.len()),
@@ -370,5 +561,63 @@ mod tests {
         assert!(burst_params("/burst?count=x").is_err());
         assert!(burst_params("/burst?speed=1").is_err());
         assert!(burst_params("/burst?count=99999999").is_err());
+    }
+
+    #[test]
+    fn pace_parameters() {
+        let pace = pace_params("/pace?rate=100&seconds=2.5&size=80").unwrap();
+        assert_eq!(
+            pace,
+            Pace {
+                count: 250,
+                rate: 100.0,
+                size: 80
+            }
+        );
+        assert_eq!(pace_params("/pace").unwrap().count, 1000);
+        for bad in [
+            "/pace?rate=0",
+            "/pace?rate=-1",
+            "/pace?rate=inf",
+            "/pace?seconds=x",
+            "/pace?size=-1",
+            "/pace?rate=1000000&seconds=100",
+            "/pace?count=5",
+        ] {
+            assert!(pace_params(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn last_event_id_from_header_or_query() {
+        let request = |target: &str, header: Option<&str>| Request {
+            target: target.into(),
+            last_event_id: header.map(Into::into),
+        };
+        assert_eq!(resume_id(&request("/sse", None)), Ok(None));
+        assert_eq!(
+            resume_id(&request("/sse?lastEventId=ab-7", None)),
+            Ok(Some("ab-7".into()))
+        );
+        assert_eq!(
+            resume_id(&request("/sse?x=1&lastEventId=a%2Db+c", None)),
+            Ok(Some("a-b c".into()))
+        );
+        // The header wins over the query parameter.
+        assert_eq!(
+            resume_id(&request("/sse?lastEventId=q-1", Some("h-2"))),
+            Ok(Some("h-2".into()))
+        );
+        assert!(resume_id(&request("/sse?lastEventId=%zz", None)).is_err());
+        assert!(resume_id(&request("/sse?lastEventId=%ff", None)).is_err());
+        assert_eq!(
+            header_value("Last-Event-ID: ep-42\r\n", "last-event-id"),
+            Some("ep-42")
+        );
+        assert_eq!(
+            header_value("last-event-id:ep-1\n", "last-event-id"),
+            Some("ep-1")
+        );
+        assert_eq!(header_value("Host: x\r\n", "last-event-id"), None);
     }
 }

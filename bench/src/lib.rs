@@ -124,14 +124,49 @@ pub fn median(values: &[f64]) -> f64 {
 const MAX_PENDING_LINE: usize = 64 * 1024;
 
 /// Incremental parser for one client's stream: first the HTTP response head, then SSE
-/// lines. It counts `data:` lines and hands each one's leading timestamp to the caller.
-/// It allocates only while a line is split across two reads (and then reuses the buffer).
+/// lines. [`ClientParser::feed`] hands each `data:` line's leading timestamp to the
+/// caller as soon as the line is complete (the fan-out benchmark's delivery);
+/// [`ClientParser::feed_events`] hands over whole events (at the blank line that ends
+/// them, as an `EventSource` dispatches them) with their id and event name. Both keep
+/// the last event id as the SSE rules do (set by `id:` lines, taken at dispatch).
+/// It allocates only while a line is split across two reads, and for ids and event
+/// names (and then reuses the buffers).
 #[derive(Debug, Default)]
 pub struct ClientParser {
     streaming: bool,
     partial: Vec<u8>,
-    /// `data:` lines seen since the last [`ClientParser::reset_count`].
+    /// `data:` lines with a timestamp seen since the last [`ClientParser::reset_count`].
     pub received: u32,
+    /// The SSE "last event ID buffer": the value of the latest `id:` line.
+    id_buffer: Vec<u8>,
+    /// The last event id as of the last dispatched event.
+    last_event_id: Vec<u8>,
+    /// The event being read: its `event:` name, whether it had an `id:` line, the
+    /// timestamp of its first `data:` line, whether it had any `data:` line.
+    event_name: Vec<u8>,
+    event_has_id: bool,
+    event_ts: Option<u64>,
+    event_has_data: bool,
+}
+
+/// One complete SSE event, as [`ClientParser::feed_events`] hands it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseEvent<'a> {
+    /// The leading timestamp of its first `data:` line; `None` for a named event (an
+    /// `event:` field, such as the engine's `sse-gap`), whose data is not parsed.
+    pub ts: Option<u64>,
+    /// The value of its own `id:` line, if it had one.
+    pub id: Option<&'a [u8]>,
+    /// Its `event:` name, if it had one.
+    pub name: Option<&'a [u8]>,
+}
+
+/// What the line reader found.
+enum Found<'a> {
+    /// A `data:` line of an unnamed event, with its timestamp.
+    Data(u64),
+    /// The blank line ending an event that had data.
+    Event(SseEvent<'a>),
 }
 
 impl ClientParser {
@@ -145,10 +180,43 @@ impl ClientParser {
         self.received = 0;
     }
 
+    /// The last event id as of the last complete event (empty before any id): what an
+    /// `EventSource` sends as `Last-Event-ID` when it reconnects.
+    pub fn last_event_id(&self) -> &[u8] {
+        &self.last_event_id
+    }
+
     /// Feeds bytes read from the socket. `on_data` gets the timestamp of every `data:`
-    /// line. Returns an error for a response that is not an SSE stream or a malformed
-    /// data line.
-    pub fn feed(&mut self, mut bytes: &[u8], mut on_data: impl FnMut(u64)) -> Result<(), String> {
+    /// line as soon as the line is complete. Returns an error for a response that is
+    /// not an SSE stream or a data line without a leading timestamp (outside a named
+    /// event).
+    pub fn feed(&mut self, bytes: &[u8], mut on_data: impl FnMut(u64)) -> Result<(), String> {
+        self.feed_inner(bytes, &mut |found| {
+            if let Found::Data(ts) = found {
+                on_data(ts);
+            }
+        })
+    }
+
+    /// Feeds bytes read from the socket; `on_event` gets every complete event that had
+    /// data. Errors as [`ClientParser::feed`].
+    pub fn feed_events(
+        &mut self,
+        bytes: &[u8],
+        mut on_event: impl FnMut(&SseEvent<'_>),
+    ) -> Result<(), String> {
+        self.feed_inner(bytes, &mut |found| {
+            if let Found::Event(event) = found {
+                on_event(&event);
+            }
+        })
+    }
+
+    fn feed_inner(
+        &mut self,
+        mut bytes: &[u8],
+        on: &mut impl FnMut(Found<'_>),
+    ) -> Result<(), String> {
         if !self.streaming {
             let before = self.partial.len();
             self.partial.extend_from_slice(bytes);
@@ -178,7 +246,7 @@ impl ClientParser {
                 Some(i) => {
                     self.partial.extend_from_slice(&bytes[..i]);
                     let line = std::mem::take(&mut self.partial);
-                    let result = self.line(&line, &mut on_data);
+                    let result = self.line(&line, on);
                     self.partial = line;
                     self.partial.clear();
                     result?;
@@ -187,37 +255,173 @@ impl ClientParser {
             }
         }
         while let Some(i) = bytes.iter().position(|&b| b == b'\n') {
-            self.line(&bytes[..i], &mut on_data)?;
+            self.line(&bytes[..i], on)?;
             bytes = &bytes[i + 1..];
         }
         self.partial.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn line(&mut self, line: &[u8], on_data: &mut impl FnMut(u64)) -> Result<(), String> {
+    fn line(&mut self, line: &[u8], on: &mut impl FnMut(Found<'_>)) -> Result<(), String> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(value) = line.strip_prefix(b"data:") else {
-            // Blank lines end events; comments and other fields carry no payload here.
+        if line.is_empty() {
+            // Dispatch, as the SSE rules say: the last event id is taken even from an
+            // event without data, which is then not delivered.
+            self.last_event_id.clear();
+            self.last_event_id.extend_from_slice(&self.id_buffer);
+            if self.event_has_data {
+                on(Found::Event(SseEvent {
+                    ts: self.event_ts,
+                    id: self.event_has_id.then_some(&self.id_buffer[..]),
+                    name: (!self.event_name.is_empty()).then_some(&self.event_name[..]),
+                }));
+            }
+            self.event_name.clear();
+            self.event_has_id = false;
+            self.event_ts = None;
+            self.event_has_data = false;
             return Ok(());
+        }
+        if line[0] == b':' {
+            return Ok(()); // a comment (heartbeat)
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, &line[line.len()..]),
         };
         let value = value.strip_prefix(b" ").unwrap_or(value);
-        let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 || digits > 20 {
-            return Err(format!(
-                "data line without a leading timestamp: {:?}",
-                String::from_utf8_lossy(&line[..line.len().min(80)])
-            ));
+        match field {
+            // An id with NUL is ignored, as the SSE rules say.
+            b"id" if !value.contains(&0) => {
+                self.id_buffer.clear();
+                self.id_buffer.extend_from_slice(value);
+                self.event_has_id = true;
+            }
+            b"event" => {
+                self.event_name.clear();
+                self.event_name.extend_from_slice(value);
+            }
+            b"data" => {
+                let first = !self.event_has_data;
+                self.event_has_data = true;
+                if !self.event_name.is_empty() {
+                    // A named event (`sse-gap`): its data is not a benchmark payload.
+                    return Ok(());
+                }
+                let ts = parse_timestamp(value).ok_or_else(|| {
+                    format!(
+                        "data line without a leading timestamp: {:?}",
+                        String::from_utf8_lossy(&line[..line.len().min(80)])
+                    )
+                })?;
+                if first {
+                    self.event_ts = Some(ts);
+                }
+                self.received += 1;
+                on(Found::Data(ts));
+            }
+            // `retry:` and unknown fields carry no payload here.
+            _ => {}
         }
-        let mut ts: u64 = 0;
-        for &b in &value[..digits] {
-            ts = ts
-                .checked_mul(10)
-                .and_then(|t| t.checked_add(u64::from(b - b'0')))
-                .ok_or("timestamp in data line does not fit in 64 bits")?;
-        }
-        self.received += 1;
-        on_data(ts);
         Ok(())
+    }
+}
+
+/// The leading decimal timestamp of a benchmark event's data.
+fn parse_timestamp(value: &[u8]) -> Option<u64> {
+    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 20 {
+        return None;
+    }
+    let mut ts: u64 = 0;
+    for &b in &value[..digits] {
+        ts = ts.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(ts)
+}
+
+/// The sequence number of an engine id `<epoch>-<seq>` and its epoch.
+pub fn engine_seq(id: &[u8]) -> Option<(&[u8], u64)> {
+    let dash = id.iter().rposition(|&b| b == b'-')?;
+    let (epoch, seq) = (&id[..dash], &id[dash + 1..]);
+    if epoch.is_empty() || seq.is_empty() || seq.len() > 19 || !seq.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let seq = std::str::from_utf8(seq).ok()?.parse().ok()?;
+    Some((epoch, seq))
+}
+
+/// Checks that one client receives a run of consecutive sequence numbers exactly once
+/// and in order (across reconnects).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeqCheck {
+    /// The sequence number expected next.
+    pub next: u64,
+    /// Events seen.
+    pub received: u64,
+    /// Sequence numbers skipped (never delivered before a later one).
+    pub lost: u64,
+    /// Events at or below one already seen: duplicates or out of order.
+    pub duplicates: u64,
+    /// The first problem, described.
+    pub first_problem: Option<String>,
+}
+
+impl SeqCheck {
+    /// Expects `first` next.
+    pub fn new(first: u64) -> SeqCheck {
+        SeqCheck {
+            next: first,
+            ..SeqCheck::default()
+        }
+    }
+
+    /// Records one received sequence number.
+    pub fn see(&mut self, seq: u64) {
+        self.received += 1;
+        if seq == self.next {
+            self.next += 1;
+        } else if seq > self.next {
+            self.problem(format!(
+                "got event {seq} when {} was expected ({} lost)",
+                self.next,
+                seq - self.next
+            ));
+            self.lost += seq - self.next;
+            self.next = seq + 1;
+        } else {
+            self.problem(format!(
+                "got event {seq} again or out of order (expected {})",
+                self.next
+            ));
+            self.duplicates += 1;
+        }
+    }
+
+    /// Whether every event up to `last` arrived.
+    pub fn complete(&self, last: u64) -> bool {
+        self.next > last
+    }
+
+    /// Counts what never arrived up to `last` as lost (at the end of a run).
+    pub fn finish(&mut self, last: u64) {
+        if self.next <= last {
+            self.problem(format!("events {} to {last} never arrived", self.next));
+            self.lost += last + 1 - self.next;
+            self.next = last + 1;
+        }
+    }
+
+    /// True when nothing was lost, duplicated or reordered.
+    pub fn ok(&self) -> bool {
+        self.lost == 0 && self.duplicates == 0 && self.first_problem.is_none()
+    }
+
+    /// Records a problem (the first one is kept).
+    pub fn problem(&mut self, what: String) {
+        if self.first_problem.is_none() {
+            self.first_problem = Some(what);
+        }
     }
 }
 
@@ -309,6 +513,98 @@ mod tests {
         let mut p = ClientParser::default();
         p.feed(HEAD, |_| {}).unwrap();
         assert!(p.feed(b"data: hello\n", |_| {}).is_err());
+    }
+
+    /// Events as `(ts, id, name)` triples, fed in the given chunks.
+    fn events_of(
+        parser: &mut ClientParser,
+        chunks: &[&[u8]],
+    ) -> Vec<(Option<u64>, String, String)> {
+        let mut seen = Vec::new();
+        for chunk in chunks {
+            parser
+                .feed_events(chunk, |e| {
+                    let text =
+                        |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or(b"")).into_owned();
+                    seen.push((e.ts, text(e.id), text(e.name)));
+                })
+                .unwrap();
+        }
+        seen
+    }
+
+    #[test]
+    fn events_carry_ids_names_and_the_last_event_id() {
+        let mut stream = HEAD.to_vec();
+        stream.extend_from_slice(
+            b"retry: 10\n\nid: ep-1\ndata: 11 x\n\n: beat\n\nid:ep-2\r\ndata:12\r\n\r\n\
+              event: sse-gap\ndata: {\"lastEventId\": \"ep-9\"}\n\ndata: 13\n\nid: ep-4\n\n",
+        );
+        let expected = vec![
+            (Some(11), "ep-1".to_string(), String::new()),
+            (Some(12), "ep-2".to_string(), String::new()),
+            (None, String::new(), "sse-gap".to_string()),
+            (Some(13), String::new(), String::new()),
+        ];
+        for cut in 0..stream.len() {
+            let mut p = ClientParser::default();
+            let seen = events_of(&mut p, &[&stream[..cut], &stream[cut..]]);
+            assert_eq!(seen, expected, "cut at {cut}");
+            // An id-only event without data still sets the last event id.
+            assert_eq!(p.last_event_id(), b"ep-4");
+        }
+        // Until the blank line, an event is not complete and its id not yet the last one.
+        let mut p = ClientParser::default();
+        let mut partial = HEAD.to_vec();
+        partial.extend_from_slice(b"id: a-1\ndata: 5\n\nid: a-2\ndata: 6\n");
+        assert_eq!(events_of(&mut p, &[&partial]).len(), 1);
+        assert_eq!(p.last_event_id(), b"a-1");
+        // The line-based feed still counts data lines at once, and skips named events.
+        let mut p = ClientParser::default();
+        assert_eq!(feed_all(&mut p, &[&stream]), vec![11, 12, 13]);
+    }
+
+    #[test]
+    fn engine_ids() {
+        assert_eq!(
+            engine_seq(b"mhx3k2a1q7z-42"),
+            Some((&b"mhx3k2a1q7z"[..], 42))
+        );
+        assert_eq!(engine_seq(b"a-b-7"), Some((&b"a-b"[..], 7)));
+        for bad in [
+            &b""[..],
+            b"42",
+            b"-42",
+            b"ep-",
+            b"ep-4x",
+            b"ep-99999999999999999999",
+        ] {
+            assert_eq!(engine_seq(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn sequence_check() {
+        let mut c = SeqCheck::new(5);
+        for seq in [5, 6, 7] {
+            c.see(seq);
+        }
+        assert!(c.ok() && c.complete(7) && !c.complete(8));
+        c.see(9); // 8 lost
+        c.see(8); // late: out of order
+        c.see(9); // duplicate
+        assert_eq!((c.received, c.lost, c.duplicates), (6, 1, 2));
+        assert!(!c.ok());
+        assert!(c
+            .first_problem
+            .as_deref()
+            .unwrap()
+            .contains("8 was expected"));
+        let mut c = SeqCheck::new(1);
+        c.see(1);
+        c.finish(4);
+        assert_eq!(c.lost, 3);
+        assert!(!c.ok());
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub(crate) struct Directory {
     users: HashMap<Arc<str>, usize>,
     /// History of `broadcast_all` events.
     all: Ring,
+    /// The newest sequence number of any channel forgotten so far: a client resuming
+    /// before it on a channel the directory no longer knows may have missed events.
+    forgotten_upto: u64,
     /// The last sequence number given out.
     last_seq: u64,
     ids: IdFormat,
@@ -133,15 +136,6 @@ fn join(channels: &mut HashMap<Arc<str>, Channel>, name: &Arc<str>) {
     channels.entry(name.clone()).or_default().members += 1;
 }
 
-fn leave(channels: &mut HashMap<Arc<str>, Channel>, name: &str) {
-    if let Some(channel) = channels.get_mut(name) {
-        channel.members -= 1;
-        if channel.is_vacant() {
-            channels.remove(name);
-        }
-    }
-}
-
 impl Directory {
     pub fn new(ids: IdFormat, auto_ids: bool, defaults: HistoryLimits) -> Directory {
         Directory {
@@ -149,6 +143,7 @@ impl Directory {
             channels: HashMap::new(),
             users: HashMap::new(),
             all: Ring::default(),
+            forgotten_upto: 0,
             last_seq: 0,
             ids,
             auto_ids,
@@ -191,7 +186,7 @@ impl Directory {
             return false;
         };
         for channel in &entry.channels {
-            leave(&mut self.channels, channel);
+            self.leave(channel);
         }
         if let Some(user) = &entry.user {
             decrement(&mut self.users, user);
@@ -229,7 +224,7 @@ impl Directory {
             return Ok(false);
         };
         entry.channels.swap_remove(pos);
-        leave(&mut self.channels, channel);
+        self.leave(channel);
         Ok(true)
     }
 
@@ -277,7 +272,9 @@ impl Directory {
             Target::All => (&mut self.all, defaults, self.clients.len()),
         };
         let recorded = limits.enabled();
-        if recorded {
+        if !recorded {
+            ring.skip(seq);
+        } else {
             ring.push(
                 HistoryEntry {
                     seq,
@@ -292,7 +289,7 @@ impl Directory {
         if let Target::Channel(name) = target {
             // A channel that keeps nothing and has nobody need not be remembered.
             if self.channels.get(name).is_some_and(Channel::is_vacant) {
-                self.channels.remove(name);
+                self.forget_channel(name);
             }
         }
         Published {
@@ -306,12 +303,41 @@ impl Directory {
     pub fn expire_history(&mut self, now: Instant) {
         let defaults = self.defaults;
         self.all.trim(defaults, now);
-        self.channels.retain(|_, channel| {
+        for channel in self.channels.values_mut() {
             channel
                 .history
                 .trim(channel.limits.unwrap_or(defaults), now);
-            !channel.is_vacant()
+        }
+        self.forget_channels_where(Channel::is_vacant);
+    }
+
+    fn leave(&mut self, name: &str) {
+        if let Some(channel) = self.channels.get_mut(name) {
+            channel.members -= 1;
+            if channel.is_vacant() {
+                self.forget_channel(name);
+            }
+        }
+    }
+
+    /// Removes a channel, remembering how far its events went (see `forgotten_upto`).
+    fn forget_channel(&mut self, name: &str) {
+        if let Some(channel) = self.channels.remove(name) {
+            self.forgotten_upto = self.forgotten_upto.max(channel.history.newest_seq());
+        }
+    }
+
+    fn forget_channels_where(&mut self, forget: impl Fn(&Channel) -> bool) -> usize {
+        let forgotten = &mut self.forgotten_upto;
+        let before = self.channels.len();
+        self.channels.retain(|_, channel| {
+            let drop = forget(channel);
+            if drop {
+                *forgotten = (*forgotten).max(channel.history.newest_seq());
+            }
+            !drop
         });
+        before - self.channels.len()
     }
 
     /// The last sequence number given out: a client connecting now has seen up to it.
@@ -339,7 +365,12 @@ impl Directory {
         let Some(seq) = seq else {
             return ReplayPlan::Gap;
         };
-        if self.rings(channels).any(|ring| ring.lost_after(seq)) {
+        let forgotten = channels
+            .iter()
+            .any(|name| !self.channels.contains_key(name));
+        if self.rings(channels).any(|ring| ring.lost_after(seq))
+            || (forgotten && self.forgotten_upto > seq)
+        {
             return ReplayPlan::Gap;
         }
         ReplayPlan::Replay(self.collect_after(channels, metadata, seq, budget))
@@ -457,15 +488,13 @@ impl Directory {
                 let _ = self.unsubscribe(*id, channel);
             }
         }
-        self.channels.remove(channel);
+        self.forget_channel(channel);
         members
     }
 
     /// Forgets channels without members, with their history and settings.
     pub fn remove_empty_channels(&mut self) -> usize {
-        let before = self.channels.len();
-        self.channels.retain(|_, c| c.members > 0);
-        before - self.channels.len()
+        self.forget_channels_where(|c| c.members == 0)
     }
 }
 

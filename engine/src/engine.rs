@@ -465,7 +465,7 @@ impl Engine {
 
     /// One client, as its reactor sees it now. `NotFound` when it is not connected.
     pub fn get_client(&self, client: ClientId) -> Result<ClientInfo> {
-        self.check_open()?;
+        self.check_query_allowed()?;
         if !self.directory().contains(client) {
             return Err(Error::not_found(client));
         }
@@ -481,26 +481,34 @@ impl Engine {
 
     /// The members of `channel`, by id (empty for an unknown channel).
     pub fn clients_in(&self, channel: &str) -> Result<Vec<ClientInfo>> {
+        self.check_query_allowed()?;
         validate_channel(channel)?;
         self.query(Scope::Channel(channel.into()))
     }
 
     /// The connections of `user`, by id.
     pub fn clients_of(&self, user: &str) -> Result<Vec<ClientInfo>> {
+        self.check_query_allowed()?;
         validate_user(user)?;
         self.query(Scope::User(user.into()))
     }
 
-    /// Asks the shards: each answers between two flush chunks with its state at that
-    /// moment (so a query waits at most one chunk of writes, and sees every command
-    /// issued before it).
-    fn query(&self, scope: Scope) -> Result<Vec<ClientInfo>> {
+    /// Queries wait for the reactors: not possible on a reactor thread itself.
+    fn check_query_allowed(&self) -> Result<()> {
         self.check_open()?;
         if ON_REACTOR.with(Cell::get) {
             return Err(Error::invalid(
                 "registry queries cannot run inside an event handler (it runs on the reactor thread)",
             ));
         }
+        Ok(())
+    }
+
+    /// Asks the shards: each answers between two flush chunks with its state at that
+    /// moment (so a query waits at most one chunk of writes, and sees every command
+    /// issued before it).
+    fn query(&self, scope: Scope) -> Result<Vec<ClientInfo>> {
+        self.check_query_allowed()?;
         let (reply, answers) = mpsc::channel();
         let shards: Vec<&ShardHandle> = match scope {
             Scope::One(client) => vec![self.shard_of(client)],

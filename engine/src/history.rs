@@ -10,9 +10,9 @@
 //! this run.
 //!
 //! Each channel keeps the frames of its recent events in a ring bounded by count and
-//! age. A ring remembers the highest sequence number it has dropped, which is how a
-//! reconnecting client's gap is detected: if anything after its `Last-Event-ID` was
-//! dropped, replay would be incomplete.
+//! age. A ring remembers the highest sequence number it has dropped (or never kept,
+//! when history is off), which is how a reconnecting client's gap is detected: if
+//! anything after its `Last-Event-ID` was dropped, replay would be incomplete.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -81,6 +81,18 @@ impl Ring {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Notes an event of this channel that history did not keep (history is off).
+    pub fn skip(&mut self, seq: u64) {
+        self.dropped_upto = seq;
+    }
+
+    /// The newest sequence number this ring has seen, kept or not (0: none).
+    pub fn newest_seq(&self) -> u64 {
+        self.entries
+            .back()
+            .map_or(self.dropped_upto, |e| e.seq.max(self.dropped_upto))
     }
 
     /// Whether events after `seq` were dropped (replay from `seq` would be incomplete).

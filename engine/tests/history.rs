@@ -177,7 +177,8 @@ fn expect_gap(engine: &Engine, events: &Recorder, options: &ConnectOptions, last
     assert_eq!(data["lastEventId"], last);
     events.wait_for(LifecycleEvent::Gap { client: id });
     // Then the live stream, nothing replayed.
-    engine.broadcast("a", &Event::new("live")).unwrap();
+    let channel = &options.channels[0];
+    engine.broadcast(channel, &Event::new("live")).unwrap();
     assert_eq!(c.next_data(), "live");
 }
 
@@ -575,4 +576,51 @@ fn metrics_are_valid_prometheus_text() {
             sample.metric
         );
     }
+}
+
+#[test]
+fn events_history_never_kept_or_forgot_signal_a_gap_not_silence() {
+    let engine = Engine::start(Config {
+        history: HistoryLimits {
+            max_events: 100,
+            max_age: Duration::from_millis(100),
+        },
+        ..quiet()
+    })
+    .unwrap();
+    let events = Recorder::install(&engine);
+    let off = HistoryLimits {
+        max_events: 0,
+        max_age: Duration::ZERO,
+    };
+    engine.configure_channel("quiet", off).unwrap();
+    let (mut c, _) = open(&engine, &channels(&["quiet", "brief"]));
+    engine.broadcast("quiet", &Event::new("q1")).unwrap();
+    let q1 = c.next_event().unwrap().id.unwrap();
+    engine.broadcast("brief", &Event::new("b1")).unwrap();
+    let b1 = c.next_event().unwrap().id.unwrap();
+    drop(c);
+    // Never kept: the channel has history off.
+    engine.broadcast("quiet", &Event::new("q2")).unwrap();
+    expect_gap(&engine, &events, &resume(&["quiet"], &q1), &q1);
+
+    // Kept, then expired with the whole channel: the directory forgot "brief".
+    engine.broadcast("brief", &Event::new("b2")).unwrap();
+    eventually("the channel is forgotten", || {
+        engine.channels().unwrap().iter().all(|c| c.name != "brief")
+    });
+    expect_gap(&engine, &events, &resume(&["brief"], &b1), &b1);
+    // Resuming from the newest event of a forgotten channel misses nothing.
+    let (mut c, _) = open(&engine, &channels(&["brief"]));
+    engine.broadcast("brief", &Event::new("b3")).unwrap();
+    let b3 = c.next_event().unwrap().id.unwrap();
+    drop(c);
+    eventually("the channel is forgotten again", || {
+        engine.channels().unwrap().iter().all(|c| c.name != "brief")
+    });
+    let gaps = engine.stats().gaps;
+    let (mut c, _) = open(&engine, &resume(&["a"], &b3));
+    engine.broadcast("a", &Event::new("live")).unwrap();
+    assert_eq!(c.next_data(), "live");
+    assert_eq!(engine.stats().gaps, gaps);
 }

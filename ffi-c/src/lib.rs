@@ -182,7 +182,10 @@ pub struct sse_connect_options {
     /// X-Accel-Buffering, Content-Length, Transfer-Encoding: the engine writes those).
     pub headers: *const sse_header,
     pub headers_len: usize,
-    /// The Last-Event-ID the client sent (NULL = none).
+    /// The Last-Event-ID the client sent (header, or a `lastEventId` query parameter on
+    /// the first connect); NULL or "" = none. Same rules as event ids (at most 256
+    /// bytes of printable ASCII), else SSE_ERR_INVALID_ARGUMENT with the fd untouched.
+    /// The engine replays what the client missed, or reports SSE_GAP.
     pub last_event_id: *const c_char,
     /// `retry:` hint for this client in milliseconds (0 = the engine's setting).
     pub retry_ms: u32,
@@ -192,8 +195,8 @@ pub struct sse_connect_options {
 
 /// An event to send. `event` and `id` may be NULL; `data` is `data_len` bytes of UTF-8
 /// (NUL bytes allowed; may be NULL when `data_len` is 0). Line breaks in data (CRLF, LF,
-/// CR) become separate `data:` lines. An event name must not be empty; name and id must
-/// not contain CR or LF and are at most 1024 bytes (SSE_ERR_INVALID_ARGUMENT).
+/// CR) become separate `data:` lines. An event name is 1 to 1024 bytes without CR or LF;
+/// an id is at most 256 bytes of printable ASCII (else SSE_ERR_INVALID_ARGUMENT).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sse_event {
@@ -302,6 +305,15 @@ fn arg<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Error> {
     opt_arg(ptr).ok_or_else(|| null(what))
 }
 
+/// Checks a required out-parameter before any work is done.
+fn required<T>(ptr: *mut T, what: &str) -> Result<(), Error> {
+    if ptr.is_null() {
+        Err(null(what))
+    } else {
+        Ok(())
+    }
+}
+
 /// Writes an out-parameter; a NULL pointer is an error.
 fn out<T>(ptr: *mut T, value: T, what: &str) -> Result<(), Error> {
     if ptr.is_null() {
@@ -385,9 +397,7 @@ pub extern "C" fn sse_engine_new(
     out_engine: *mut *mut sse_engine,
 ) -> sse_status {
     call(|| {
-        if out_engine.is_null() {
-            return Err(null("out_engine"));
-        }
+        required(out_engine, "out_engine")?;
         let config = match opt_arg(config) {
             None => Config::default(),
             Some(c) => Config {
@@ -471,13 +481,11 @@ pub extern "C" fn sse_connect_fd(
 ) -> sse_status {
     call(|| {
         let e = engine_of(engine)?;
-        if out_client.is_null() {
-            return Err(null("out_client"));
-        }
         let options = match opt_arg(options) {
             None => ConnectOptions::default(),
             Some(o) => connect_options(o)?,
         };
+        required(out_client, "out_client")?;
         let id = e.connect_fd(fd, &options)?;
         out(out_client, id, "out_client")
     })
@@ -615,8 +623,9 @@ pub extern "C" fn sse_disconnect(engine: *const sse_engine, client: u64) -> sse_
 #[no_mangle]
 pub extern "C" fn sse_client_count(engine: *const sse_engine, out_count: *mut usize) -> sse_status {
     call(|| {
-        let n = engine_of(engine)?.client_count()?;
-        out(out_count, n, "out_count")
+        let e = engine_of(engine)?;
+        required(out_count, "out_count")?;
+        out(out_count, e.client_count()?, "out_count")
     })
 }
 
@@ -628,8 +637,10 @@ pub extern "C" fn sse_channel_count(
     out_count: *mut usize,
 ) -> sse_status {
     call(|| {
-        let n = engine_of(engine)?.channel_count(text(channel, "channel")?)?;
-        out(out_count, n, "out_count")
+        let e = engine_of(engine)?;
+        let channel = text(channel, "channel")?;
+        required(out_count, "out_count")?;
+        out(out_count, e.channel_count(channel)?, "out_count")
     })
 }
 
@@ -641,8 +652,10 @@ pub extern "C" fn sse_user_count(
     out_count: *mut usize,
 ) -> sse_status {
     call(|| {
-        let n = engine_of(engine)?.user_count(text(user, "user")?)?;
-        out(out_count, n, "out_count")
+        let e = engine_of(engine)?;
+        let user = text(user, "user")?;
+        required(out_count, "out_count")?;
+        out(out_count, e.user_count(user)?, "out_count")
     })
 }
 
@@ -786,9 +799,7 @@ pub extern "C" fn sse_get_client(
 ) -> sse_status {
     call(|| {
         let e = engine_of(engine)?;
-        if out_json.is_null() {
-            return Err(null("out_json"));
-        }
+        required(out_json, "out_json")?;
         give_json(out_json, e.get_client(client)?.to_json())
     })
 }
@@ -806,9 +817,7 @@ fn give_clients(ptr: *mut *mut c_char, clients: Vec<engine::ClientInfo>) -> Resu
 pub extern "C" fn sse_clients(engine: *const sse_engine, out_json: *mut *mut c_char) -> sse_status {
     call(|| {
         let e = engine_of(engine)?;
-        if out_json.is_null() {
-            return Err(null("out_json"));
-        }
+        required(out_json, "out_json")?;
         give_clients(out_json, e.clients()?)
     })
 }
@@ -824,9 +833,7 @@ pub extern "C" fn sse_clients_in(
     call(|| {
         let e = engine_of(engine)?;
         let channel = text(channel, "channel")?;
-        if out_json.is_null() {
-            return Err(null("out_json"));
-        }
+        required(out_json, "out_json")?;
         give_clients(out_json, e.clients_in(channel)?)
     })
 }
@@ -841,9 +848,7 @@ pub extern "C" fn sse_clients_of(
     call(|| {
         let e = engine_of(engine)?;
         let user = text(user, "user")?;
-        if out_json.is_null() {
-            return Err(null("out_json"));
-        }
+        required(out_json, "out_json")?;
         give_clients(out_json, e.clients_of(user)?)
     })
 }
@@ -857,9 +862,7 @@ pub extern "C" fn sse_channels(
 ) -> sse_status {
     call(|| {
         let e = engine_of(engine)?;
-        if out_json.is_null() {
-            return Err(null("out_json"));
-        }
+        required(out_json, "out_json")?;
         let list = e
             .channels()?
             .iter()
@@ -875,9 +878,7 @@ pub extern "C" fn sse_channels(
 pub extern "C" fn sse_metrics(engine: *const sse_engine, out_text: *mut *mut c_char) -> sse_status {
     call(|| {
         let e = engine_of(engine)?;
-        if out_text.is_null() {
-            return Err(null("out_text"));
-        }
+        required(out_text, "out_text")?;
         give_string(out_text, e.metrics())
     })
 }

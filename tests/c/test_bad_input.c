@@ -8,8 +8,13 @@
  *   strings that are not UTF-8                    -> SSE_ERR_INVALID_UTF8
  *   unknown client ids                            -> SSE_ERR_NOT_FOUND
  *   limits                                        -> SSE_ERR_LIMIT_REACHED (fd taken)
- *   every call after shutdown, shutdown twice     -> SSE_ERR_SHUT_DOWN
- * and every error leaves a fresh, non-empty sse_last_error_message().
+ *   every call after shutdown, shutdown twice     -> SSE_ERR_SHUT_DOWN (not sse_metrics,
+ *                                                    sse_get_stats: they work after it)
+ *   bad filters, non-object metadata, bad config  -> SSE_ERR_INVALID_ARGUMENT
+ *   Last-Event-IDs / ids: > 256 bytes, not printable ASCII -> SSE_ERR_INVALID_ARGUMENT
+ *   registry queries from the lifecycle callback  -> SSE_ERR_INVALID_ARGUMENT (no deadlock)
+ * and every error leaves a fresh, non-empty sse_last_error_message(). Every string the
+ * library returns is freed with sse_string_free (the leak checker sees any that is not).
  *
  * About NUL bytes: event names, ids, channels and users are NUL-terminated C strings, so
  * a NUL can never be *inside* one: "ab\0cd" is the id "ab" to the library (checked below).
@@ -20,15 +25,6 @@
 #include <limits.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-
-#define TIMEOUT_MS 10000
-
-static sse_event data_event(const char *data) {
-    sse_event ev = {0};
-    ev.data = data;
-    ev.data_len = strlen(data);
-    return ev;
-}
 
 /* A new engine with heartbeats and engine ids off (nothing but the tests' own bytes on
  * the wire). */
@@ -186,6 +182,12 @@ static void test_config(void) {
     CHECK(d.max_clients == 0, "default max_clients %zu", d.max_clients);
     CHECK(d.max_clients_per_channel == 0, "default max_clients_per_channel %zu",
           d.max_clients_per_channel);
+    CHECK(d.auto_ids == true, "default auto_ids %d", d.auto_ids);
+    CHECK(d.history_max_events == 1000, "default history_max_events %u", d.history_max_events);
+    CHECK(d.history_max_age_ms == 300000, "default history_max_age_ms %u", d.history_max_age_ms);
+    CHECK(d.max_replay == 1000, "default max_replay %u", d.max_replay);
+    CHECK(d.gap_event != NULL && strcmp(d.gap_event, "sse-gap") == 0, "default gap_event %s",
+          d.gap_event ? d.gap_event : "NULL");
 
     /* out_engine is required, with or without a config. */
     CHECK_ERR(sse_engine_new(NULL, NULL), SSE_ERR_NULL_POINTER);
@@ -194,7 +196,8 @@ static void test_config(void) {
     struct {
         const char *what;
         sse_config c;
-    } bad[8];
+        sse_status expected;
+    } bad[16];
     size_t n = 0;
     bad[n].what = "threads = 0";
     bad[n].c = d;
@@ -214,6 +217,35 @@ static void test_config(void) {
     bad[n++].c.max_queue_bytes = 10;
     bad[n].what = "all zero (not from sse_config_init)";
     memset(&bad[n++].c, 0, sizeof(sse_config));
+    bad[n].what = "max_replay = 0";
+    bad[n].c = d;
+    bad[n++].c.max_replay = 0;
+    bad[n].what = "gap_event \"\"";
+    bad[n].c = d;
+    bad[n++].c.gap_event = "";
+    bad[n].what = "gap_event with LF";
+    bad[n].c = d;
+    bad[n++].c.gap_event = "a\nb";
+    bad[n].what = "gap_event with CR";
+    bad[n].c = d;
+    bad[n++].c.gap_event = "gap\r";
+    static char long_gap[1026];
+    memset(long_gap, 'g', sizeof long_gap - 1);
+    bad[n].what = "gap_event of 1025 bytes";
+    bad[n].c = d;
+    bad[n++].c.gap_event = long_gap;
+    for (size_t i = 0; i < n; i++)
+        bad[i].expected = SSE_ERR_INVALID_ARGUMENT;
+    /* UTF-8 is checked before the engine's own validation (the second has threads = 0). */
+    bad[n].what = "gap_event not UTF-8";
+    bad[n].c = d;
+    bad[n].c.gap_event = "gap\xff";
+    bad[n++].expected = SSE_ERR_INVALID_UTF8;
+    bad[n].what = "gap_event not UTF-8 and threads = 0";
+    bad[n].c = d;
+    bad[n].c.threads = 0;
+    bad[n].c.gap_event = "\xc3\x28";
+    bad[n++].expected = SSE_ERR_INVALID_UTF8;
     for (size_t i = 0; i < n; i++) {
         sse_engine *e = (sse_engine *)&bad[i]; /* a sentinel: must stay as it is */
         sse_engine *const sentinel = e;
@@ -221,7 +253,7 @@ static void test_config(void) {
         sse_status s = sse_engine_new(&bad[i].c, &e);
         char label[128];
         snprintf(label, sizeof label, "sse_engine_new(%s)", bad[i].what);
-        check_status_at(__FILE__, __LINE__, label, s, SSE_ERR_INVALID_ARGUMENT);
+        check_status_at(__FILE__, __LINE__, label, s, bad[i].expected);
         CHECK(e == sentinel, "%s wrote *out_engine on failure", label);
         if (s == SSE_OK && e != sentinel)
             sse_engine_free(e);
@@ -233,9 +265,43 @@ static void test_config(void) {
     ok.max_queue_bytes = 1024;
     ok.heartbeat_ms = 0;
     ok.write_timeout_ms = 0;
+    ok.max_replay = 1;
+    ok.auto_ids = false;
+    ok.history_max_events = 0; /* history off */
+    ok.history_max_age_ms = 0;
+    ok.gap_event = NULL; /* no gap event */
     sse_engine *e = NULL;
     CHECK_OK(sse_engine_new(&ok, &e));
     sse_engine_free(e); /* without a shutdown first: free does it */
+    /* gap_event is copied: the caller's buffer may go away after sse_engine_new. */
+    char name[16] = "my-gap";
+    ok = d;
+    ok.gap_event = name;
+    ok.history_max_events = UINT32_MAX;
+    ok.history_max_age_ms = UINT32_MAX;
+    ok.max_replay = UINT32_MAX;
+    e = NULL;
+    CHECK_OK(sse_engine_new(&ok, &e));
+    memset(name, 'x', sizeof name - 1);
+    int client = -1, server = -1;
+    if (e != NULL && tcp_pair(&client, &server)) {
+        sse_connect_options o = {0};
+        o.last_event_id = "not-in-history";
+        uint64_t id = 0;
+        CHECK_OK(sse_connect_fd(e, server, &o, &id));
+        CHECK_OK(sse_disconnect(e, id));
+        char *got = NULL;
+        size_t len = 0;
+        CHECK(read_to_eof(client, &got, &len, TIMEOUT_MS), "stream did not end");
+        static const char gap[] = "\r\n\r\nevent: my-gap\n"
+                                  "data: {\"lastEventId\":\"not-in-history\"}\n\n";
+        CHECK(got != NULL && len >= sizeof gap - 1 &&
+                  memcmp(got + len - (sizeof gap - 1), gap, sizeof gap - 1) == 0,
+              "the gap event is not the name given in the config (%zu bytes)", len);
+        free(got);
+        close(client);
+    }
+    sse_engine_free(e);
     e = NULL;
     CHECK_OK(sse_engine_new(NULL, &e)); /* NULL config = the defaults */
     sse_engine_free(e);
@@ -323,7 +389,71 @@ static void test_null_pointers(void) {
         }
     }
 
+    /* The history, registry and metrics functions. A returned string must stay unwritten. */
+    count = 4242;
+    char *const unset = (char *)&count; /* a sentinel, never freed */
+    char *json = unset;
+    CHECK_ERR(sse_broadcast_where(NULL, "news", "{}", &ev, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_broadcast_where(e, NULL, "{}", &ev, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_broadcast_where(e, "news", NULL, &ev, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_broadcast_where(e, "news", "{}", NULL, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_broadcast_where(e, "news", "{}", &ev_null_data, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_configure_channel(NULL, "news", 1, 1), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_configure_channel(e, NULL, 1, 1), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_set_metadata(NULL, id, "{}"), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_set_metadata(NULL, id, NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_close_channel(NULL, "news", false, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_close_channel(NULL, "news", true, NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_close_channel(e, NULL, false, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_close_channel(e, NULL, true, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_remove_empty_channels(NULL, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_remove_empty_channels(NULL, NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_get_client(NULL, id, &json), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_get_client(e, id, NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_get_client(e, 999999, NULL), SSE_ERR_NULL_POINTER); /* NULL before NOT_FOUND */
+    CHECK_ERR(sse_clients(NULL, &json), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_clients(e, NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_clients_in(NULL, "news", &json), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_clients_in(e, NULL, &json), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_clients_in(e, "news", NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_clients_in(e, "", NULL), SSE_ERR_NULL_POINTER); /* NULL before validation */
+    CHECK_ERR(sse_clients_of(NULL, "u", &json), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_clients_of(e, NULL, &json), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_clients_of(e, "u", NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_clients_of(e, "", NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_channels(NULL, &json), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_channels(e, NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_metrics(NULL, &json), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_metrics(e, NULL), SSE_ERR_NULL_POINTER);
+    /* Arguments are checked in parameter order: a bad string before a NULL pointer is
+     * reported as the bad string. */
+    {
+        struct {
+            const char *what;
+            sse_status got;
+        } order[4];
+        order[0].what = "sse_broadcast_where(e, \"\\xff\", \"{}\", NULL, &count)";
+        order[0].got = sse_broadcast_where(e, "\xff", "{}", NULL, &count);
+        order[1].what = "sse_broadcast_where(e, \"news\", \"\\xff\", NULL, &count)";
+        order[1].got = sse_broadcast_where(e, "news", "\xff", NULL, &count);
+        order[2].what = "sse_clients_in(e, \"\\xff\", NULL)";
+        order[2].got = sse_clients_in(e, "\xff", NULL);
+        order[3].what = "sse_clients_of(e, \"\\xff\", NULL)";
+        order[3].got = sse_clients_of(e, "\xff", NULL);
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+            CHECK(order[i].got == SSE_ERR_INVALID_UTF8, "%s returned %s", order[i].what,
+                  sse_status_str((int)order[i].got));
+        }
+    }
+    CHECK(json == unset, "an out-string was written by a call that failed");
+    CHECK(count == 4242, "out_count written by a call that failed");
+    sse_string_free(NULL); /* a no-op */
+
     /* Optional pointers really are optional. */
+    CHECK_OK(sse_broadcast_where(e, "news", "{}", &ev, NULL));
+    CHECK_OK(sse_close_channel(e, "nothing-here", false, NULL));
+    CHECK_OK(sse_remove_empty_channels(e, NULL));
+    CHECK_OK(sse_set_metadata(e, id, NULL)); /* NULL clears the metadata */
     CHECK_OK(sse_send_to_user(e, "u", &ev, NULL));
     CHECK_OK(sse_broadcast(e, "news", &ev, NULL));
     CHECK_OK(sse_broadcast_all(e, &ev, NULL));
@@ -353,6 +483,14 @@ static void test_connect_options(void) {
     char long_name[1100];
     memset(long_name, 'c', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
+
+    char id_300[301], id_257[258], id_256[257];
+    memset(id_300, 'i', sizeof id_300 - 1);
+    id_300[sizeof id_300 - 1] = '\0';
+    memset(id_257, 'i', sizeof id_257 - 1);
+    id_257[sizeof id_257 - 1] = '\0';
+    memset(id_256, 'i', sizeof id_256 - 1);
+    id_256[sizeof id_256 - 1] = '\0';
 
     const char *ch_null[] = {NULL};
     const char *ch_ok_null[] = {"ok", NULL};
@@ -437,6 +575,20 @@ static void test_connect_options(void) {
     OPT("Last-Event-ID with LF", SSE_ERR_INVALID_ARGUMENT, .last_event_id = "4\n2");
     OPT("Last-Event-ID with CR", SSE_ERR_INVALID_ARGUMENT, .last_event_id = "4\r2");
     OPT("Last-Event-ID not UTF-8", SSE_ERR_INVALID_UTF8, .last_event_id = "\xc3\x28");
+    OPT("Last-Event-ID of 300 bytes", SSE_ERR_INVALID_ARGUMENT, .last_event_id = id_300);
+    OPT("Last-Event-ID of 257 bytes", SSE_ERR_INVALID_ARGUMENT, .last_event_id = id_257);
+    OPT("Last-Event-ID not ASCII", SSE_ERR_INVALID_ARGUMENT, .last_event_id = "caf\xc3\xa9");
+    OPT("Last-Event-ID with a tab", SSE_ERR_INVALID_ARGUMENT, .last_event_id = "a\tb");
+    OPT("Last-Event-ID with DEL", SSE_ERR_INVALID_ARGUMENT, .last_event_id = "a\x7f");
+    OPT("Last-Event-ID with a control character", SSE_ERR_INVALID_ARGUMENT,
+        .last_event_id = "\x01");
+    OPT("metadata a string", SSE_ERR_INVALID_ARGUMENT, .metadata_json = "\"s\"");
+    OPT("metadata true", SSE_ERR_INVALID_ARGUMENT, .metadata_json = "true");
+    OPT("metadata two objects", SSE_ERR_INVALID_ARGUMENT, .metadata_json = "{}{}");
+    /* Valid edges (the loop hands them over and starts again with a fresh pair). */
+    OPT("Last-Event-ID of 256 bytes", SSE_OK, .last_event_id = id_256);
+    OPT("Last-Event-ID of printable ASCII with spaces", SSE_OK,
+        .last_event_id = " !\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~ ");
     OPT("headers given with head_sent", SSE_ERR_INVALID_ARGUMENT,
         .headers = HDR("X-A", "v"), .headers_len = 1, .head_sent = true);
 #undef OPT
@@ -625,6 +777,7 @@ static void expect_event_refused(sse_engine *e, uint64_t client, const sse_event
     TRY("sse_send_to_user", sse_send_to_user(e, "u1", ev, &count));
     TRY("sse_broadcast", sse_broadcast(e, "news", ev, &count));
     TRY("sse_broadcast_all", sse_broadcast_all(e, ev, &count));
+    TRY("sse_broadcast_where", sse_broadcast_where(e, "news", "{}", ev, &count));
     /* A refused last event must not shut the engine down. */
     TRY("sse_engine_shutdown_with_event", sse_engine_shutdown_with_event(e, 0, ev));
 #undef TRY
@@ -649,6 +802,11 @@ static void test_events(void) {
     o.user = "u1";
     uint64_t id = 0;
     CHECK_OK(sse_connect_fd(e, server, &o, &id));
+    char id_257[258], id_256[257];
+    memset(id_257, '7', sizeof id_257 - 1);
+    id_257[sizeof id_257 - 1] = '\0';
+    memset(id_256, '6', sizeof id_256 - 1);
+    id_256[sizeof id_256 - 1] = '\0';
 
     struct {
         const char *what;
@@ -669,6 +827,9 @@ static void test_events(void) {
         {"id ending in LF", NULL, "42\n", "x", 1, SSE_ERR_INVALID_ARGUMENT},
         {"id not ASCII", NULL, "caf\xc3\xa9", "x", 1, SSE_ERR_INVALID_ARGUMENT},
         {"id with a tab", NULL, "a\tb", "x", 1, SSE_ERR_INVALID_ARGUMENT},
+        {"id with DEL", NULL, "a\x7f", "x", 1, SSE_ERR_INVALID_ARGUMENT},
+        {"id with ESC", NULL, "\x1b[0m", "x", 1, SSE_ERR_INVALID_ARGUMENT},
+        {"id of 257 bytes", NULL, id_257, "x", 1, SSE_ERR_INVALID_ARGUMENT},
         {"name not UTF-8", "\xff", NULL, "x", 1, SSE_ERR_INVALID_UTF8},
         {"id not UTF-8", NULL, "\xc3\x28", "x", 1, SSE_ERR_INVALID_UTF8},
         {"data \\xff", NULL, NULL, "\xff", 1, SSE_ERR_INVALID_UTF8},
@@ -712,6 +873,12 @@ static void test_events(void) {
     ev = data_event("r");
     ev.retry_ms = UINT32_MAX;
     CHECK_OK(sse_send_to_client(e, id, &ev));
+    /* The longest id, and every printable ASCII character in an id. */
+    ev = data_event("i");
+    ev.id = id_256;
+    CHECK_OK(sse_send_to_client(e, id, &ev));
+    ev.id = " !\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~";
+    CHECK_OK(sse_send_to_client(e, id, &ev));
 
     /* The client reads exactly what those produced, after the response head. */
     static const char expected_tail[] = "data: a\0b\n\n"
@@ -726,11 +893,16 @@ static void test_events(void) {
     size_t got_len = 0;
     CHECK(read_to_eof(client, &got, &got_len, TIMEOUT_MS), "client stream did not end");
     const char *body = got ? memmem(got, got_len, "\r\n\r\n", 4) : NULL;
-    size_t tail = sizeof expected_tail - 1;
+    buf want = {0};
+    buf_add(&want, expected_tail, sizeof expected_tail - 1);
+    buf_printf(&want, "id: %s\ndata: i\n\n", id_256);
+    buf_str(&want, "id:  !\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~\ndata: i\n\n");
+    size_t tail = want.len;
     CHECK(body != NULL && (size_t)(got + got_len - (body + 4)) == tail &&
-              memcmp(body + 4, expected_tail, tail) == 0,
+              memcmp(body + 4, want.data, tail) == 0,
           "the client did not receive the NUL-data / C-string-id events exactly (%zu bytes)",
           got_len);
+    buf_free(&want);
     free(got);
     close(client);
 
@@ -773,6 +945,161 @@ static void test_events(void) {
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* Filters, metadata and the registry functions                                          */
+/* ------------------------------------------------------------------------------------ */
+
+/* Calls a function that returns a string and checks it returned OK with exactly `want`. */
+#define CHECK_STRING(call, want)                                                          \
+    do {                                                                                  \
+        char *json_ = NULL;                                                               \
+        sse_status st_ = (call);                                                          \
+        check_status_at(__FILE__, __LINE__, #call, st_, SSE_OK);                          \
+        CHECK(json_ != NULL && strcmp(json_, (want)) == 0, "%s returned %s, expected %s", \
+              #call, json_ ? json_ : "NULL", (want));                                     \
+        sse_string_free(json_);                                                           \
+    } while (0)
+
+static void test_registry_input(void) {
+    sse_engine *e = new_engine(0, 0);
+    if (e == NULL)
+        return;
+    CHECK_STRING(sse_clients(e, &json_), "[]");
+    CHECK_STRING(sse_channels(e, &json_), "[]");
+    int client = -1;
+    uint64_t id = 0;
+    REQUIRE(connect_client(e, "news", &id, &client), "client");
+    sse_event ev = data_event("x");
+    size_t count = 4242;
+
+    /* Filters: JSON objects of equalities and {"$in": [...]} only. */
+    static const char *const bad_filters[] = {
+        "[]",
+        "{",
+        "{\"a\":{\"$gt\":1}}",
+        "{\"a\":{\"$in\":1}}",
+        "",
+        "   ",
+        "1",
+        "null",
+        "\"s\"",
+        "{\"a\":{}}",
+        "{\"a\":{\"$in\":[1],\"$nin\":[2]}}",
+        "{\"a\":{\"$in\":[1],\"b\":2}}",
+        "{\"a\":{\"$in\":\"[1]\"}}",
+        "{} x",
+        "{\"a\":1,}",
+        "{'a':1}",
+    };
+    for (size_t i = 0; i < sizeof bad_filters / sizeof bad_filters[0]; i++) {
+        char label[160];
+        snprintf(label, sizeof label, "sse_broadcast_where(filter '%s')", bad_filters[i]);
+        arm_last_error();
+        sse_status s = sse_broadcast_where(e, "news", bad_filters[i], &ev, &count);
+        check_status_at(__FILE__, __LINE__, label, s, SSE_ERR_INVALID_ARGUMENT);
+    }
+    CHECK(count == 4242, "out_count written by a refused sse_broadcast_where");
+    CHECK_ERR(sse_broadcast_where(e, "news", "{\"a\":\"\xff\"}", &ev, &count),
+              SSE_ERR_INVALID_UTF8);
+    CHECK_ERR(sse_broadcast_where(e, "news", "{\"\xc3\x28\":1}", &ev, &count),
+              SSE_ERR_INVALID_UTF8);
+    CHECK_ERR(sse_broadcast_where(e, "\xff", "{}", &ev, &count), SSE_ERR_INVALID_UTF8);
+    CHECK_ERR(sse_broadcast_where(e, "", "{}", &ev, &count), SSE_ERR_INVALID_ARGUMENT);
+    CHECK(count == 4242, "out_count written by a refused sse_broadcast_where");
+    static const char *const good_filters[] = {
+        "{}",
+        " { } ",
+        "{\"a\":{\"$in\":[]}}",
+        "{\"a\":{\"$in\":[{\"b\":1},null,\"s\"]}}",
+        "{\"a\":null,\"b\":[1,2],\"c\":{\"$in\":[1]}}",
+        "{\"caf\xc3\xa9\":\"\xe2\x9c\x93\"}",
+    };
+    for (size_t i = 0; i < sizeof good_filters / sizeof good_filters[0]; i++) {
+        count = 4242;
+        char label[160];
+        snprintf(label, sizeof label, "sse_broadcast_where(filter '%s')", good_filters[i]);
+        sse_status s = sse_broadcast_where(e, "news", good_filters[i], &ev, &count);
+        check_status_at(__FILE__, __LINE__, label, s, SSE_OK);
+        CHECK(count == 1, "%s: count %zu (members of news)", label, count);
+    }
+    count = 4242;
+    CHECK_OK(sse_broadcast_where(e, "nobody-here", "{}", &ev, &count));
+    CHECK(count == 0, "sse_broadcast_where to an empty channel: count %zu", count);
+
+    /* Metadata: a JSON object or NULL. */
+    static const char *const bad_metadata[] = {
+        "[1]", "42", "null", "\"s\"", "true", "{", "", "{} x", "{\"a\":}", "{}{}",
+    };
+    for (size_t i = 0; i < sizeof bad_metadata / sizeof bad_metadata[0]; i++) {
+        char label[160];
+        snprintf(label, sizeof label, "sse_set_metadata('%s')", bad_metadata[i]);
+        arm_last_error();
+        sse_status s = sse_set_metadata(e, id, bad_metadata[i]);
+        check_status_at(__FILE__, __LINE__, label, s, SSE_ERR_INVALID_ARGUMENT);
+    }
+    CHECK_ERR(sse_set_metadata(e, id, "{\"a\":\"\xff\"}"), SSE_ERR_INVALID_UTF8);
+    CHECK_OK(sse_set_metadata(e, id, "{\"k\":[1,{\"n\":null}],\"s\":\"caf\xc3\xa9\"}"));
+    /* A refused update leaves the metadata as it was. */
+    CHECK_ERR(sse_set_metadata(e, id, "[]"), SSE_ERR_INVALID_ARGUMENT);
+    char *json = NULL;
+    CHECK_OK(sse_get_client(e, id, &json));
+    CHECK(json != NULL &&
+              strstr(json, "\"metadata\":{\"k\":[1,{\"n\":null}],\"s\":\"caf\xc3\xa9\"}") != NULL,
+          "metadata after a refused update: %s", json ? json : "NULL");
+    sse_string_free(json);
+    json = NULL;
+
+    /* Channel and user names. */
+    char long_name[1100];
+    memset(long_name, 'c', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    CHECK_ERR(sse_configure_channel(e, "", 1, 1), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_configure_channel(e, long_name, 1, 1), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_configure_channel(e, "\xff", 1, 1), SSE_ERR_INVALID_UTF8);
+    CHECK_OK(sse_configure_channel(e, "c0", 0, 0));
+    CHECK_OK(sse_configure_channel(e, "cmax", UINT32_MAX, UINT32_MAX));
+    count = 4242;
+    CHECK_ERR(sse_close_channel(e, "", false, &count), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_close_channel(e, "", true, &count), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_close_channel(e, long_name, true, &count), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_close_channel(e, "ne\xe2\x82ws", true, &count), SSE_ERR_INVALID_UTF8);
+    CHECK(count == 4242, "out_count written by a refused sse_close_channel");
+    json = NULL;
+    CHECK_ERR(sse_clients_in(e, "", &json), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_clients_in(e, long_name, &json), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_clients_in(e, "\xff", &json), SSE_ERR_INVALID_UTF8);
+    CHECK_ERR(sse_clients_of(e, "", &json), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_clients_of(e, long_name, &json), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_clients_of(e, "al\xffice", &json), SSE_ERR_INVALID_UTF8);
+    CHECK(json == NULL, "out_json written by a refused call");
+    CHECK_STRING(sse_clients_in(e, "unknown-channel", &json_), "[]");
+    CHECK_STRING(sse_clients_of(e, "unknown-user", &json_), "[]");
+    CHECK_STRING(sse_clients_in(e, "c0", &json_), "[]"); /* configured, no members */
+
+    /* What is there: one client in news; channels news, c0, cmax (history in news). */
+    json = NULL;
+    CHECK_OK(sse_clients(e, &json));
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "[{\"channels\":[\"news\"],");
+    CHECK(json != NULL && strncmp(json, prefix, strlen(prefix)) == 0 &&
+              strcmp(json + strlen(json) - 2, "}]") == 0,
+          "sse_clients: %s", json ? json : "NULL");
+    sse_string_free(json);
+    json = NULL;
+    CHECK_OK(sse_channels(e, &json));
+    CHECK(json != NULL && strstr(json, "\"name\":\"c0\"") != NULL &&
+              strstr(json, "\"name\":\"cmax\"") != NULL &&
+              strstr(json, "\"name\":\"news\"") != NULL,
+          "sse_channels: %s", json ? json : "NULL");
+    sse_string_free(json);
+    count = 4242;
+    CHECK_OK(sse_remove_empty_channels(e, &count));
+    CHECK(count == 3, "remove_empty_channels removed %zu (c0, cmax, nobody-here)", count);
+    close(client);
+    CHECK_OK(sse_engine_shutdown(e, 0));
+    sse_engine_free(e);
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* Unknown client ids                                                                    */
 /* ------------------------------------------------------------------------------------ */
 
@@ -796,6 +1123,12 @@ static void test_unknown_client(void) {
         CHECK_ERR(sse_subscribe(e, id, "news", &changed), SSE_ERR_NOT_FOUND);
         CHECK_ERR(sse_unsubscribe(e, id, "news", &changed), SSE_ERR_NOT_FOUND);
         CHECK(changed, "out_changed written for unknown client %llu", (unsigned long long)id);
+        char *json = NULL;
+        CHECK_ERR(sse_get_client(e, id, &json), SSE_ERR_NOT_FOUND);
+        CHECK(json == NULL, "out_json written for unknown client %llu", (unsigned long long)id);
+        sse_string_free(json);
+        CHECK_ERR(sse_set_metadata(e, id, "{\"a\":1}"), SSE_ERR_NOT_FOUND);
+        CHECK_ERR(sse_set_metadata(e, id, NULL), SSE_ERR_NOT_FOUND);
     }
     size_t count = 99;
     CHECK_OK(sse_channel_count(e, "news", &count));
@@ -941,6 +1274,163 @@ static void test_callback_shutdown(void) {
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* Registry queries from the callback are refused, not deadlocked                        */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct query_state {
+    pthread_mutex_t mu;
+    const sse_engine *engine;
+    int connected_calls;
+    int disconnected_calls;
+    sse_status get_client_status;
+    bool get_client_wrote;
+    char message[256];
+    sse_status clients_status;
+    sse_status clients_in_status;
+    sse_status clients_of_status;
+    sse_status channels_status;
+    sse_status metrics_status;
+    sse_status where_status;
+    sse_status set_metadata_status;
+    sse_status get_client_gone_status;
+} query_state;
+
+static void query_callback(const sse_lifecycle_event *event, void *user_data) {
+    query_state *st = user_data;
+    if (event->kind == SSE_CONNECTED) {
+        char *const unset = (char *)st;
+        char *json = unset;
+        sse_status get = sse_get_client(st->engine, event->client, &json);
+        char message[256];
+        snprintf(message, sizeof message, "%s", sse_last_error_message());
+        bool wrote = json != unset;
+        if (get == SSE_OK)
+            sse_string_free(json);
+        char *list = NULL;
+        sse_status all = sse_clients(st->engine, &list);
+        if (all == SSE_OK)
+            sse_string_free(list);
+        list = NULL;
+        sse_status in = sse_clients_in(st->engine, "news", &list);
+        if (in == SSE_OK)
+            sse_string_free(list);
+        list = NULL;
+        sse_status of = sse_clients_of(st->engine, "u1", &list);
+        if (of == SSE_OK)
+            sse_string_free(list);
+        list = NULL;
+        sse_status channels = sse_channels(st->engine, &list);
+        if (channels == SSE_OK)
+            sse_string_free(list);
+        list = NULL;
+        sse_status metrics = sse_metrics(st->engine, &list);
+        if (metrics == SSE_OK)
+            sse_string_free(list);
+        sse_event welcome = data_event("welcome");
+        sse_status where =
+            sse_broadcast_where(st->engine, "news", "{\"vip\":true}", &welcome, NULL);
+        sse_status meta = sse_set_metadata(st->engine, event->client, "{\"vip\":true}");
+        pthread_mutex_lock(&st->mu);
+        st->connected_calls++;
+        st->get_client_status = get;
+        st->get_client_wrote = wrote;
+        snprintf(st->message, sizeof st->message, "%s", message);
+        st->clients_status = all;
+        st->clients_in_status = in;
+        st->clients_of_status = of;
+        st->channels_status = channels;
+        st->metrics_status = metrics;
+        st->where_status = where;
+        st->set_metadata_status = meta;
+        pthread_mutex_unlock(&st->mu);
+    } else if (event->kind == SSE_DISCONNECTED) {
+        char *json = NULL;
+        sse_status get = sse_get_client(st->engine, event->client, &json);
+        if (get == SSE_OK)
+            sse_string_free(json);
+        pthread_mutex_lock(&st->mu);
+        st->disconnected_calls++;
+        st->get_client_gone_status = get;
+        pthread_mutex_unlock(&st->mu);
+    }
+}
+
+static int query_calls(query_state *st, bool disconnected) {
+    pthread_mutex_lock(&st->mu);
+    int n = disconnected ? st->disconnected_calls : st->connected_calls;
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+static void test_callback_queries(void) {
+    sse_engine *e = new_engine(0, 0);
+    if (e == NULL)
+        return;
+    query_state st = {0};
+    pthread_mutex_init(&st.mu, NULL);
+    st.engine = e;
+    CHECK_OK(sse_set_event_callback(e, query_callback, &st));
+    int client = -1;
+    uint64_t id = 0;
+    if (connect_client(e, "news", &id, &client)) {
+        CHECK(WAIT_UNTIL(query_calls(&st, false) == 1, TIMEOUT_MS),
+              "callback not called (or it deadlocked)");
+        pthread_mutex_lock(&st.mu);
+        CHECK(st.get_client_status == SSE_ERR_INVALID_ARGUMENT,
+              "sse_get_client from the callback: %s", sse_status_str(st.get_client_status));
+        CHECK(st.message[0] != '\0', "no error message for sse_get_client from the callback");
+        CHECK(!st.get_client_wrote, "sse_get_client from the callback wrote out_json");
+        CHECK(st.clients_status == SSE_ERR_INVALID_ARGUMENT, "sse_clients from the callback: %s",
+              sse_status_str(st.clients_status));
+        CHECK(st.clients_in_status == SSE_ERR_INVALID_ARGUMENT,
+              "sse_clients_in from the callback: %s", sse_status_str(st.clients_in_status));
+        CHECK(st.clients_of_status == SSE_ERR_INVALID_ARGUMENT,
+              "sse_clients_of from the callback: %s", sse_status_str(st.clients_of_status));
+        /* sse_channels and sse_metrics do not wait for a reactor: answered or refused,
+         * never a deadlock. */
+        CHECK(st.channels_status == SSE_OK || st.channels_status == SSE_ERR_INVALID_ARGUMENT,
+              "sse_channels from the callback: %s", sse_status_str(st.channels_status));
+        CHECK(st.metrics_status == SSE_OK, "sse_metrics from the callback: %s",
+              sse_status_str(st.metrics_status));
+        /* Sends (filtered too) and metadata updates are allowed. */
+        CHECK(st.where_status == SSE_OK, "sse_broadcast_where from the callback: %s",
+              sse_status_str(st.where_status));
+        CHECK(st.set_metadata_status == SSE_OK, "sse_set_metadata from the callback: %s",
+              sse_status_str(st.set_metadata_status));
+        pthread_mutex_unlock(&st.mu);
+        /* The engine still answers queries from this thread. */
+        char *json = NULL;
+        CHECK_OK(sse_get_client(e, id, &json));
+        CHECK(json != NULL && strstr(json, "\"metadata\":{\"vip\":true}") != NULL,
+              "metadata set from the callback: %s", json ? json : "NULL");
+        sse_string_free(json);
+        CHECK_OK(sse_disconnect(e, id));
+        CHECK(WAIT_UNTIL(query_calls(&st, true) == 1, TIMEOUT_MS),
+              "DISCONNECTED callback not called (or it deadlocked)");
+        pthread_mutex_lock(&st.mu);
+        /* Registry queries from the callback are refused; NOT_FOUND for a client that is
+         * gone would be an answer from the registry, which the callback cannot have. */
+        CHECK(st.get_client_gone_status == SSE_ERR_INVALID_ARGUMENT,
+                  "sse_get_client(client) from its SSE_DISCONNECTED callback returned %s; the "
+                  "header says registry queries from the callback give "
+                  "SSE_ERR_INVALID_ARGUMENT (the client check runs before the callback check)",
+                  sse_status_str(st.get_client_gone_status));
+        pthread_mutex_unlock(&st.mu);
+        char *got = NULL;
+        size_t len = 0;
+        CHECK(read_to_eof(client, &got, &len, TIMEOUT_MS), "stream did not end");
+        /* The filtered welcome was evaluated before the metadata matched: not delivered. */
+        CHECK(got != NULL && memmem(got, len, "welcome", 7) == NULL,
+              "a filtered event reached a client whose metadata did not match");
+        free(got);
+        close(client);
+    }
+    CHECK_OK(sse_engine_shutdown(e, 1000));
+    sse_engine_free(e);
+    pthread_mutex_destroy(&st.mu);
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* Every call after shutdown                                                             */
 /* ------------------------------------------------------------------------------------ */
 
@@ -957,6 +1447,9 @@ static void test_after_shutdown(void) {
     uint64_t id = 0;
     REQUIRE(connect_client(e, "news", &id, &client), "client");
     CHECK(WAIT_UNTIL(log_count(&log, SSE_CONNECTED, id, -1) == 1, TIMEOUT_MS), "CONNECTED");
+
+    char *before = NULL; /* freed after sse_engine_free: strings do not belong to it */
+    CHECK_OK(sse_clients(e, &before));
 
     CHECK_OK(sse_engine_shutdown(e, 500));
     CHECK(log_count(&log, SSE_DISCONNECTED, id, SSE_REASON_SHUTDOWN) == 1,
@@ -983,6 +1476,59 @@ static void test_after_shutdown(void) {
     CHECK_ERR(sse_set_event_callback(e, log_callback, &log), SSE_ERR_SHUT_DOWN);
     CHECK_ERR(sse_set_event_callback(e, NULL, NULL), SSE_ERR_SHUT_DOWN);
     CHECK(count == 4242 && changed, "out-parameters written by calls after shutdown");
+
+    /* The history, registry and metrics functions. */
+    char *const unset = (char *)&count; /* a sentinel, never freed */
+    char *json = unset;
+    CHECK_ERR(sse_broadcast_where(e, "news", "{}", &ev, &count), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_configure_channel(e, "news", 1, 1), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_set_metadata(e, id, "{}"), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_set_metadata(e, id, NULL), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_close_channel(e, "news", false, &count), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_close_channel(e, "news", true, &count), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_remove_empty_channels(e, &count), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_get_client(e, id, &json), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_get_client(e, 999999, &json), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_clients(e, &json), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_clients_in(e, "news", &json), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_clients_of(e, "u1", &json), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_channels(e, &json), SSE_ERR_SHUT_DOWN);
+    CHECK(count == 4242 && json == unset, "out-parameters written by calls after shutdown");
+    /* SHUT_DOWN comes before the engine's own validation (the header's check order). */
+    CHECK_ERR(sse_broadcast_where(e, "news", "[]", &ev, &count), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_broadcast_where(e, "", "{}", &ev, &count), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_configure_channel(e, "", 1, 1), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_set_metadata(e, id, "[1]"), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_close_channel(e, "", true, &count), SSE_ERR_SHUT_DOWN);
+    {
+        arm_last_error();
+        sse_status s1 = sse_clients_in(e, "", &json);
+        arm_last_error();
+        sse_status s2 = sse_clients_of(e, "", &json);
+        CHECK(s1 == SSE_ERR_SHUT_DOWN && s2 == SSE_ERR_SHUT_DOWN,
+                  "after shutdown sse_clients_in(e, \"\", &json) returned %s and "
+                  "sse_clients_of(e, \"\", &json) %s; the header's check order (NULL, UTF-8, "
+                  "SHUT_DOWN, then validation) says SSE_ERR_SHUT_DOWN",
+                  sse_status_str(s1), sse_status_str(s2));
+    }
+    /* NULL and UTF-8 still come first. */
+    CHECK_ERR(sse_clients_in(e, "news", NULL), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_clients_in(e, "\xff", &json), SSE_ERR_INVALID_UTF8);
+    CHECK_ERR(sse_broadcast_where(e, "news", "{\"a\":\"\xff\"}", &ev, &count),
+              SSE_ERR_INVALID_UTF8);
+    CHECK_ERR(sse_broadcast_where(e, "news", "{}", NULL, &count), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_metrics(e, NULL), SSE_ERR_NULL_POINTER);
+    CHECK(count == 4242 && json == unset, "out-parameters written by calls after shutdown");
+
+    /* Metrics still work after shutdown, and say how the client left. */
+    json = NULL;
+    CHECK_OK(sse_metrics(e, &json));
+    CHECK(json != NULL &&
+              strstr(json, "\nsse_engine_disconnects_total{reason=\"shutdown\"} 1\n") != NULL &&
+              strstr(json, "\nsse_engine_connections_open 0\n") != NULL &&
+              strstr(json, "\nsse_engine_connections_total 1\n") != NULL,
+          "metrics after shutdown:\n%s", json ? json : "NULL");
+    sse_string_free(json);
     CHECK_ERR(sse_connect_fd(e, -1, NULL, &id), SSE_ERR_SHUT_DOWN);
     int c2 = -1, s2 = -1;
     if (tcp_pair(&c2, &s2)) {
@@ -1012,6 +1558,9 @@ static void test_after_shutdown(void) {
     free(got);
     close(client);
     sse_engine_free(e);
+    CHECK(before != NULL && before[0] == '[', "sse_clients before shutdown: %s",
+          before ? before : "NULL");
+    sse_string_free(before);
     log_destroy(&log);
 }
 
@@ -1029,9 +1578,11 @@ int main(void) {
         {"connect_options", test_connect_options},
         {"bad_sockets", test_bad_sockets},
         {"events", test_events},
+        {"registry_input", test_registry_input},
         {"unknown_client", test_unknown_client},
         {"limits", test_limits},
         {"callback_shutdown", test_callback_shutdown},
+        {"callback_queries", test_callback_queries},
         {"after_shutdown", test_after_shutdown},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

@@ -1,6 +1,8 @@
 /*
  * Shared helpers of the C tests: CHECK macros that count failures, loopback sockets,
- * a lifecycle-event log filled from the reactor thread, and timed waits.
+ * a lifecycle-event log filled from the reactor thread, timed waits, a byte buffer with
+ * a byte-for-byte comparison, curl in a child process, and the request parsing of the
+ * tests' small HTTP server.
  *
  * Include it first in a test (it defines _GNU_SOURCE before any system header).
  * Everything here is static: each test is one translation unit.
@@ -24,11 +26,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sse_engine.h"
+
+/* How long any wait of the tests may take before it counts as a failure. */
+#define TIMEOUT_MS 10000
 
 /* ------------------------------------------------------------------------------------ */
 /* Checks                                                                                */
@@ -373,5 +381,283 @@ static inline bool read_to_eof(int fd, char **buf, size_t *len, int timeout_ms) 
 
 /* Whether fd is an open descriptor. */
 static inline bool fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
+
+/* ------------------------------------------------------------------------------------ */
+/* A growable byte buffer (the expected stream may contain NUL bytes).                   */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct buf {
+    char *data;
+    size_t len, cap;
+} buf;
+
+static inline void buf_add(buf *b, const void *p, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (d == NULL) {
+            fprintf(stderr, "out of memory\n");
+            exit(2);
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static inline void buf_str(buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+static inline void buf_printf(buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline void buf_printf(buf *b, const char *fmt, ...) {
+    char tmp[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        fprintf(stderr, "buf_printf: output too long\n");
+        exit(2);
+    }
+    buf_add(b, tmp, (size_t)n);
+}
+
+static inline void buf_free(buf *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* Prints both streams with escapes and the first differing offset. */
+static inline void show_diff(const char *what, const char *got, size_t got_len,
+                             const char *want, size_t want_len) {
+    size_t i = 0;
+    while (i < got_len && i < want_len && got[i] == want[i])
+        i++;
+    fprintf(stderr, "%s differs at byte %zu (got %zu bytes, expected %zu)\n", what, i,
+            got_len, want_len);
+    const char *names[2] = {"got", "expected"};
+    const char *bufs[2] = {got, want};
+    size_t lens[2] = {got_len, want_len};
+    for (int k = 0; k < 2; k++) {
+        fprintf(stderr, "  %-8s: \"", names[k]);
+        for (size_t j = 0; j < lens[k]; j++) {
+            unsigned char c = (unsigned char)bufs[k][j];
+            if (c == '\n')
+                fputs("\\n", stderr);
+            else if (c == '\r')
+                fputs("\\r", stderr);
+            else if (c == '\\')
+                fputs("\\\\", stderr);
+            else if (c < 0x20 || c >= 0x7f)
+                fprintf(stderr, "\\x%02x", c);
+            else
+                fputc(c, stderr);
+        }
+        fputs("\"\n", stderr);
+    }
+}
+
+#define CHECK_BYTES(what, got, got_len, want, want_len)                                   \
+    do {                                                                                  \
+        bool same_ = (got_len) == (want_len) && memcmp((got), (want), (want_len)) == 0;   \
+        CHECK(same_, "%s is not the expected byte stream", (what));                       \
+        if (!same_)                                                                       \
+            show_diff((what), (got), (got_len), (want), (want_len));                      \
+    } while (0)
+
+/* ------------------------------------------------------------------------------------ */
+/* curl in a child process                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct child {
+    pid_t pid;
+    int out; /* read end of curl's stdout */
+} child;
+
+/* Starts `curl -sS -N -i --max-time 10 [extra...] url`; stdout goes to a pipe. */
+static inline bool spawn_curl(child *c, const char *url, const char *extra1, const char *extra2) {
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = "curl";
+    argv[n++] = "-sS";
+    argv[n++] = "-N";
+    argv[n++] = "-i";
+    argv[n++] = "--max-time";
+    argv[n++] = "10";
+    if (extra1 != NULL)
+        argv[n++] = extra1;
+    if (extra2 != NULL)
+        argv[n++] = extra2;
+    argv[n++] = url;
+    argv[n] = NULL;
+
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return false;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
+    if (pid == 0) {
+        /* Child: only async-signal-safe calls until exec. */
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        dup2(p[1], 1);
+        execvp("curl", (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    c->pid = pid;
+    c->out = p[0];
+    return true;
+}
+
+/* Waits for the child to exit (killing it after timeout_ms); returns its exit status or
+ * -1 if it did not exit normally. */
+static inline int wait_child(pid_t pid, int timeout_ms) {
+    int status = 0;
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (now_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        sleep_ms(5);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Reads all of curl's output, waits for it; returns its exit status (-1 on trouble). */
+static inline int finish_curl(child *c, buf *out) {
+    char *data = NULL;
+    size_t len = 0;
+    bool eof = read_to_eof(c->out, &data, &len, TIMEOUT_MS + 2000);
+    close(c->out);
+    int status = wait_child(c->pid, 2000);
+    if (data != NULL)
+        buf_add(out, data, len);
+    free(data);
+    if (!eof)
+        fprintf(stderr, "curl output did not end in time\n");
+    return eof ? status : -1;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The HTTP side: request parsing                                                        */
+/* ------------------------------------------------------------------------------------ */
+
+#define MAX_CHANNELS 8
+
+typedef struct request {
+    char method[16];
+    char path[256];
+    char channels[MAX_CHANNELS][64];
+    const char *channel_ptrs[MAX_CHANNELS];
+    size_t channels_len;
+    char user[64];
+    bool has_user;
+    char last_event_id[320];
+    bool has_last_event_id;
+} request;
+
+/* Copies at most cap-1 bytes of [s, s+n) into dst. */
+static inline void copy_n(char *dst, size_t cap, const char *s, size_t n) {
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* Parses "GET /path?query HTTP/1.1\r\n" and the headers of a NUL-terminated head. */
+static inline bool parse_request(const char *head, request *r) {
+    memset(r, 0, sizeof *r);
+    const char *line_end = strstr(head, "\r\n");
+    const char *sp1 = strchr(head, ' ');
+    if (line_end == NULL || sp1 == NULL || sp1 > line_end)
+        return false;
+    const char *target = sp1 + 1;
+    const char *sp2 = memchr(target, ' ', (size_t)(line_end - target));
+    if (sp2 == NULL)
+        return false;
+    copy_n(r->method, sizeof r->method, head, (size_t)(sp1 - head));
+    const char *q = memchr(target, '?', (size_t)(sp2 - target));
+    const char *path_end = q ? q : sp2;
+    copy_n(r->path, sizeof r->path, target, (size_t)(path_end - target));
+    if (q != NULL) {
+        const char *p = q + 1;
+        while (p < sp2) {
+            const char *amp = memchr(p, '&', (size_t)(sp2 - p));
+            const char *end = amp ? amp : sp2;
+            const char *eq = memchr(p, '=', (size_t)(end - p));
+            if (eq != NULL) {
+                size_t klen = (size_t)(eq - p);
+                const char *v = eq + 1;
+                size_t vlen = (size_t)(end - v);
+                if (klen == 7 && memcmp(p, "channel", 7) == 0 &&
+                    r->channels_len < MAX_CHANNELS) {
+                    copy_n(r->channels[r->channels_len], sizeof r->channels[0], v, vlen);
+                    r->channel_ptrs[r->channels_len] = r->channels[r->channels_len];
+                    r->channels_len++;
+                } else if (klen == 4 && memcmp(p, "user", 4) == 0) {
+                    copy_n(r->user, sizeof r->user, v, vlen);
+                    r->has_user = true;
+                }
+            }
+            p = end + 1;
+        }
+    }
+    /* Header lines: "Name: value\r\n" until the blank line. */
+    const char *p = line_end + 2;
+    while (strncmp(p, "\r\n", 2) != 0) {
+        const char *end = strstr(p, "\r\n");
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (end == NULL)
+            return false;
+        if (colon != NULL && (size_t)(colon - p) == strlen("Last-Event-ID") &&
+            strncasecmp(p, "Last-Event-ID", (size_t)(colon - p)) == 0) {
+            const char *v = colon + 1;
+            while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+            copy_n(r->last_event_id, sizeof r->last_event_id, v, (size_t)(end - v));
+            r->has_last_event_id = true;
+        }
+        p = end + 2;
+    }
+    return true;
+}
+
+/* Accepts one connection and reads its request head. Returns the fd (or -1). */
+static inline int accept_request(int listen_fd, request *r) {
+    int fd = accept_timeout(listen_fd, TIMEOUT_MS);
+    if (fd < 0)
+        return -1;
+    char head[4096];
+    if (read_request_head(fd, head, sizeof head, TIMEOUT_MS) < 0 || !parse_request(head, r)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static inline sse_event data_event(const char *data) {
+    sse_event ev = {0};
+    ev.data = data;
+    ev.data_len = strlen(data);
+    return ev;
+}
 
 #endif /* SSE_TESTUTIL_H */

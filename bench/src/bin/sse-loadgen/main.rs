@@ -9,6 +9,13 @@
 //! Deliveries/s = N×M / (last delivery − first send); latency = receive time − the send
 //! timestamp carried in each event. Prints per-run lines, a summary table and the
 //! engine/naive ratio (and one JSON line with `--json`).
+//!
+//! `sse-loadgen storm [options]`: the reconnect storm (see [`storm`]): live clients'
+//! latency while paced events are published, without and then with storm clients that
+//! keep disconnecting and reconnecting with `Last-Event-ID`; replay throughput; and a
+//! check that every client got every event exactly once and in order.
+
+mod storm;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream as StdTcpStream};
@@ -25,8 +32,9 @@ use sse_bench::{
     MIN_EVENT_SIZE, SSE_REQUEST,
 };
 
-const USAGE: &str = "usage: sse-loadgen [--clients N=10000] [--events M=20] [--size S=64] \
-[--runs R=3] [--hosts engine,naive] [--threads T=1] [--timeout SECS=60] [--json]";
+const USAGE: &str = "usage: sse-loadgen [burst] [--clients N=10000] [--events M=20] [--size S=64] \
+[--runs R=3] [--hosts engine,naive] [--threads T=1] [--timeout SECS=60] [--json]
+       sse-loadgen storm --help   (the reconnect storm)";
 /// File descriptors kept free for the poller, the burst connection, stdio and pipes.
 const FD_RESERVE: u64 = 64;
 /// Clients connecting at once (well under the host's accept backlog of 4096).
@@ -66,7 +74,7 @@ struct Opts {
     json: bool,
 }
 
-fn parse_args() -> Result<Opts, String> {
+fn parse_args(args: &[String]) -> Result<Opts, String> {
     let mut opts = Opts {
         clients: 10_000,
         events: 20,
@@ -77,7 +85,7 @@ fn parse_args() -> Result<Opts, String> {
         timeout: Duration::from_secs(60),
         json: false,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = args.iter().cloned();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         let number = |name: &str, v: String| {
@@ -126,10 +134,14 @@ fn parse_args() -> Result<Opts, String> {
 const SERVE_HOST: &str = "--serve-host";
 
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some(SERVE_HOST) {
-        return sse_bench::host::main(std::env::args().skip(2));
-    }
-    match run() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some(SERVE_HOST) => return sse_bench::host::main(args.into_iter().skip(1)),
+        Some("storm") => storm::run(&args[1..]),
+        Some("burst") => run(&args[1..]),
+        _ => run(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sse-loadgen: error: {e}");
@@ -138,8 +150,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), String> {
-    let opts = parse_args()?;
+fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse_args(args)?;
     let (soft, _) = raise_nofile_limit().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     if opts.clients as u64 + FD_RESERVE > soft {
         return Err(format!(

@@ -6,7 +6,7 @@ VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 CARGO    ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup demo test lint header header-check test-rust test-c bench bench-smoke lib pc install clean
+.PHONY: setup demo test lint header header-check test-rust test-c bench bench-storm bench-smoke lib pc install clean
 
 setup:
 	@bash .ci/setup
@@ -40,6 +40,10 @@ test-c:
 ## The fan-out benchmark against the naive reference (10,000 clients x 20 x 64 B).
 bench: setup
 	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- $(BENCH_ARGS)
+
+## Reconnect storm: replay throughput and live latency with and without the storm.
+bench-storm: setup
+	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- storm $(BENCH_ARGS)
 
 bench-smoke: setup
 	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- --clients 200 --events 5 --runs 1

@@ -90,6 +90,11 @@ typedef enum sse_lifecycle_kind {
    * cannot be replayed (it was sent the gap event, when configured) and must resync.
    */
   SSE_GAP = 2,
+  /**
+   * A stream-mode client has bytes to take with sse_stream_take (reported once until
+   * taken, and again after a take that left bytes behind).
+   */
+  SSE_READABLE = 3,
 } sse_lifecycle_kind;
 
 /**
@@ -347,6 +352,34 @@ enum sse_status sse_engine_shutdown_with_event(const struct sse_engine *engine, 
  * parser already read past the request head stay with you.
  */
 enum sse_status sse_connect_fd(const struct sse_engine *engine, int fd, const struct sse_connect_options *options, uint64_t *out_client);
+
+/**
+ * Registers a stream-mode client, for a connection whose socket cannot be handed over
+ * (TLS terminated in your server, HTTP/2). The engine keeps its state (channels,
+ * history and replay, heartbeats, limits, timeouts); you write its bytes: write the
+ * response head yourself (200, `Content-Type: text/event-stream`, `Cache-Control:
+ * no-cache`), then on each SSE_READABLE call sse_stream_take and write what it gives;
+ * when the connection ends call sse_stream_close; on SSE_DISCONNECTED end the
+ * response. `options->headers` must be empty and `head_sent` is implied. A limit
+ * gives SSE_ERR_LIMIT_REACHED (answer 503 yourself).
+ */
+enum sse_status sse_connect_stream(const struct sse_engine *engine, const struct sse_connect_options *options, uint64_t *out_client);
+
+/**
+ * Copies up to `capacity` queued bytes of a stream-mode client into `buffer` and
+ * removes them from its queue; `*out_len` receives how many (0 when nothing is
+ * queued). Bytes left behind are reported with SSE_READABLE again. Works while a
+ * shutdown flushes. SSE_ERR_NOT_FOUND once the client is gone,
+ * SSE_ERR_INVALID_ARGUMENT for a client that owns a socket or `capacity` 0. Waits for
+ * the reactor: not from the callback.
+ */
+enum sse_status sse_stream_take(const struct sse_engine *engine, uint64_t client, uint8_t *buffer, size_t capacity, size_t *out_len);
+
+/**
+ * The connection of a stream-mode client ended: the client leaves with reason
+ * SSE_REASON_CLOSED. SSE_ERR_NOT_FOUND for an unknown client.
+ */
+enum sse_status sse_stream_close(const struct sse_engine *engine, uint64_t client);
 
 /**
  * Sends an event to one client. SSE_ERR_NOT_FOUND when no such client is connected.

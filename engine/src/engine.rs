@@ -11,13 +11,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use mio::{Poll, Waker};
 
-use crate::config::{parse_metadata, Config, ConnectOptions};
+use crate::config::{parse_metadata, Config, ConnectOptions, ValidatedConnect};
 use crate::directory::{ChannelInfo, Directory, Limits, ReplayBudget, ReplayPlan, Target};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{validate_channel, validate_user, Event};
 use crate::filter::Filter;
 use crate::history::{HistoryLimits, IdFormat};
-use crate::lifecycle::{ClientId, EventHandler, LifecycleEvent};
+use crate::lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent};
 use crate::registry::ClientInfo;
 use crate::shard::{Command, NewClient, Resume, Scope, Shard, Shared, WAKER};
 use crate::stats::{Counters, Stats};
@@ -177,21 +177,54 @@ impl Engine {
         self.check_open()?;
         let options = options.validate(&self.shared.config)?;
         sys::check_tcp_socket(fd)?;
+        self.admit(options, Some(fd))
+    }
+
+    /// Registers a stream-mode client: for connections the host cannot hand over (TLS
+    /// terminated in the host, HTTP/2, ASGI servers). The engine keeps its state
+    /// (channels, history and replay, heartbeats, limits, timeouts) exactly as for a
+    /// socket, but the host writes the bytes: on `LifecycleEvent::Readable` it calls
+    /// [`Engine::take_stream`] and writes what it gets to its response, honouring its
+    /// framework's backpressure. When the response ends it calls
+    /// [`Engine::close_stream`]; when the engine ends the client (disconnect, slow,
+    /// timeout, shutdown) the host gets `Disconnected` and ends the response. The host
+    /// writes the response head (status 200 and the SSE headers), so `headers` must be
+    /// empty; a limit refusal is an error (the host answers 503 itself).
+    pub fn connect_stream(&self, options: &ConnectOptions) -> Result<ClientId> {
+        self.check_open()?;
+        if !options.headers.is_empty() {
+            return Err(Error::invalid(
+                "in stream mode the host writes the response head: set headers on the response",
+            ));
+        }
+        let options = ConnectOptions {
+            head_sent: true,
+            ..options.clone()
+        };
+        let options = options.validate(&self.shared.config)?;
+        self.admit(options, None)
+    }
+
+    /// Checks the limits, plans the replay, records the client and hands it to its shard.
+    /// `fd` (a checked socket, or `None` in stream mode) becomes the engine's here.
+    fn admit(&self, options: ValidatedConnect, fd: Option<RawFd>) -> Result<ClientId> {
         let mut directory = self.directory();
         // Checked again under the lock: a shutdown that started meanwhile must not strand
         // this client in a shard that is already closing. The fd is still untouched.
         self.check_open()?;
         if let Err(e) = directory.check_admission(&options.channels, self.limits()) {
             drop(directory);
-            let stream = sys::own_tcp_socket(fd);
             Counters::add(&self.shared.counters.refused_total, 1);
-            if !options.head_sent {
-                refuse_busy(&stream, self.shared.config.busy_retry_after_secs);
+            if let Some(fd) = fd {
+                let stream = sys::own_tcp_socket(fd);
+                if !options.head_sent {
+                    refuse_busy(&stream, self.shared.config.busy_retry_after_secs);
+                }
             }
             return Err(e);
         }
-        let stream = sys::own_tcp_socket(fd);
-        let peer = stream.peer_addr().ok();
+        let stream = fd.map(sys::own_tcp_socket);
+        let peer = stream.as_ref().and_then(|s| s.peer_addr().ok());
         let resume = match &options.last_event_id {
             None => Resume::Live,
             Some(last) => {
@@ -221,6 +254,40 @@ impl Engine {
         shard.wake();
         Counters::add(&self.shared.counters.connections_total, 1);
         Ok(id)
+    }
+
+    /// Takes up to `max_bytes` of what is queued for a stream-mode client (possibly
+    /// nothing), for the host to write to its response. When bytes remain, `Readable` is
+    /// reported again. `NotFound` once the client is gone; `InvalidArgument` for a
+    /// client that owns a socket. It waits for the reactor, so not from a handler.
+    ///
+    /// It keeps working while a shutdown flushes (that is how stream-mode clients get
+    /// their last bytes); after it, it returns `ShutDown`.
+    pub fn take_stream(&self, client: ClientId, max_bytes: usize) -> Result<Bytes> {
+        if ON_REACTOR.with(Cell::get) {
+            return Err(Error::invalid(
+                "take_stream cannot run inside an event handler (it runs on the reactor thread)",
+            ));
+        }
+        if max_bytes == 0 {
+            return Err(Error::invalid("max_bytes must be at least 1"));
+        }
+        let (reply, answer) = mpsc::channel();
+        let shard = self.shard_of(client);
+        shard.send(Command::Take {
+            client,
+            max: max_bytes,
+            reply,
+        });
+        shard.wake();
+        // No answer means the shard stopped: the engine shut down meanwhile.
+        answer.recv().unwrap_or_else(|_| Err(Error::shut_down()))
+    }
+
+    /// The host's response of a stream-mode client ended (the client went away): the
+    /// client leaves with reason `closed`.
+    pub fn close_stream(&self, client: ClientId) -> Result<()> {
+        self.end_client(client, DisconnectReason::Closed)
     }
 
     fn count_published(&self) {
@@ -373,6 +440,10 @@ impl Engine {
     /// Closes a client's stream (after a last attempt to send what is queued for it).
     /// The disconnect is reported with reason `server`.
     pub fn disconnect(&self, client: ClientId) -> Result<()> {
+        self.end_client(client, DisconnectReason::Server)
+    }
+
+    fn end_client(&self, client: ClientId, reason: DisconnectReason) -> Result<()> {
         self.check_open()?;
         let mut directory = self.directory();
         // Gone from the directory at once: later sends to it fail with `NotFound`.
@@ -380,7 +451,7 @@ impl Engine {
             return Err(Error::not_found(client));
         }
         let shard = self.shard_of(client);
-        shard.send(Command::Disconnect { client });
+        shard.send(Command::Disconnect { client, reason });
         drop(directory);
         shard.wake();
         Ok(())

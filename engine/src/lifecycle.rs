@@ -60,6 +60,9 @@ pub enum LifecycleEvent {
     /// that cannot be replayed and must resync (it was also sent the gap event, when
     /// one is configured). It then receives the live stream.
     Gap { client: ClientId },
+    /// A stream-mode client has bytes for the host to take (`Engine::take_stream`).
+    /// Reported once until the host takes; again after a take that left bytes behind.
+    Readable { client: ClientId },
 }
 
 impl LifecycleEvent {
@@ -67,7 +70,8 @@ impl LifecycleEvent {
         match *self {
             LifecycleEvent::Connected { client }
             | LifecycleEvent::Disconnected { client, .. }
-            | LifecycleEvent::Gap { client } => client,
+            | LifecycleEvent::Gap { client }
+            | LifecycleEvent::Readable { client } => client,
         }
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use indexmap::IndexSet;
 use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::{Map, Value};
 use slab::Slab;
@@ -44,7 +46,8 @@ const TIMEOUT_SWEEP: Duration = Duration::from_millis(250);
 /// A client handed to a shard.
 pub(crate) struct NewClient {
     pub id: ClientId,
-    pub stream: std::net::TcpStream,
+    /// The socket, or `None` for a stream-mode client whose bytes the host takes.
+    pub stream: Option<std::net::TcpStream>,
     pub peer: Option<SocketAddr>,
     pub options: ValidatedConnect,
     /// The last sequence number published when the client was admitted.
@@ -103,6 +106,13 @@ pub(crate) enum Command {
     },
     Disconnect {
         client: ClientId,
+        reason: DisconnectReason,
+    },
+    /// Up to `max` queued bytes of a stream-mode client, for the host to write.
+    Take {
+        client: ClientId,
+        max: usize,
+        reply: Sender<crate::Result<Bytes>>,
     },
     SetMetadata {
         client: ClientId,
@@ -133,7 +143,10 @@ pub(crate) struct Shared {
 
 struct Conn {
     id: ClientId,
-    stream: TcpStream,
+    /// `None` in stream mode: the host takes the bytes (`Take`) instead of a socket.
+    stream: Option<TcpStream>,
+    /// Stream mode, closing: doomed, but the host takes what is queued first.
+    draining: bool,
     queue: VecDeque<Bytes>,
     /// Bytes of the first queued frame already sent.
     offset: usize,
@@ -379,10 +392,15 @@ impl Shard {
                     }
                 }
             }
-            Command::Disconnect { client } => {
+            Command::Disconnect { client, reason } => {
                 if let Some(&key) = self.by_id.get(&client) {
-                    self.doom(key, DisconnectReason::Server);
+                    self.doom(key, reason);
                 }
+            }
+            Command::Take { client, max, reply } => {
+                let taken = self.take(client, max);
+                // The host waits for this answer; if it is gone there is nobody to tell.
+                let _ = reply.send(taken);
             }
             Command::SetMetadata { client, metadata } => {
                 if let Some(&key) = self.by_id.get(&client) {
@@ -437,23 +455,25 @@ impl Shard {
             seen_seq,
             resume,
         } = client;
-        let mut stream = TcpStream::from_std(stream);
+        let mut stream = stream.map(TcpStream::from_std);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, Token(key), Interest::READABLE)
-        {
-            // The socket cannot be watched: drop it and report the client as failed.
-            let _ = e;
-            drop(stream);
-            self.forget(id, DisconnectReason::Error);
-            return;
+        if let Some(socket) = &mut stream {
+            let registry = self.poll.registry();
+            if registry
+                .register(socket, Token(key), Interest::READABLE)
+                .is_err()
+            {
+                // The socket cannot be watched: drop it and report the client as failed.
+                drop(stream);
+                self.forget(id, DisconnectReason::Error);
+                return;
+            }
         }
         entry.insert(Conn {
             id,
             stream,
+            draining: false,
             queue: VecDeque::new(),
             offset: 0,
             queued: 0,
@@ -580,8 +600,11 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        let Some(stream) = &mut conn.stream else {
+            return;
+        };
         loop {
-            match conn.stream.read(&mut self.scratch[..]) {
+            match stream.read(&mut self.scratch[..]) {
                 Ok(0) => {
                     self.doom(key, DisconnectReason::Closed);
                     return;
@@ -606,6 +629,17 @@ impl Shard {
         if conn.doomed.is_some() {
             return;
         }
+        let Some(fd) = conn.stream.as_ref().map(AsRawFd::as_raw_fd) else {
+            // Stream mode: tell the host once that there is something to take.
+            if conn.queue.is_empty() {
+                if conn.replay_cursor.is_some() {
+                    self.work.replays.push(key);
+                }
+            } else if !conn.blocked {
+                self.await_take(key);
+            }
+            return;
+        };
         let mut written = 0u64;
         let mut calls = 0u64;
         let result = loop {
@@ -624,7 +658,7 @@ impl Shard {
                 .sum::<usize>()
                 - conn.offset;
             calls += 1;
-            match sys::send_frames(&conn.stream, &conn.queue, conn.offset) {
+            match sys::send_frames(&fd, &conn.queue, conn.offset) {
                 Ok(n) => {
                     written += n as u64;
                     advance(conn, n);
@@ -647,7 +681,7 @@ impl Shard {
                     if self
                         .poll
                         .registry()
-                        .reregister(&mut conn.stream, Token(key), interest)
+                        .reregister(&mut SourceFd(&fd), Token(key), interest)
                         .is_err()
                     {
                         self.doom(key, DisconnectReason::Error);
@@ -668,7 +702,7 @@ impl Shard {
                     if self
                         .poll
                         .registry()
-                        .reregister(&mut conn.stream, Token(key), Interest::READABLE)
+                        .reregister(&mut SourceFd(&fd), Token(key), Interest::READABLE)
                         .is_err()
                     {
                         self.doom(key, DisconnectReason::Error);
@@ -680,6 +714,68 @@ impl Shard {
             }
             Err(_) => self.doom(key, DisconnectReason::Error),
         }
+    }
+
+    /// A stream-mode client has bytes: it counts as blocked (so the write timeout
+    /// applies) until the host takes them, and the host hears of it once.
+    fn await_take(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        conn.blocked = true;
+        conn.stalled_since.get_or_insert(self.now);
+        self.blocked_count += 1;
+        if self.shared.config.write_timeout.is_some() && self.next_sweep.is_none() {
+            self.next_sweep = Some(self.now + TIMEOUT_SWEEP);
+        }
+        let client = conn.id;
+        self.emit(LifecycleEvent::Readable { client });
+    }
+
+    /// Hands up to `max` queued bytes of a stream-mode client to the host.
+    fn take(&mut self, client: ClientId, max: usize) -> crate::Result<Bytes> {
+        let key = *self
+            .by_id
+            .get(&client)
+            .ok_or_else(|| crate::Error::not_found(client))?;
+        let conn = &mut self.conns[key];
+        if conn.stream.is_some() {
+            return Err(crate::Error::invalid(format!(
+                "client {client} owns a socket; only stream-mode clients are taken from"
+            )));
+        }
+        let n = conn.queued.min(max);
+        let bytes = if conn.offset == 0 && conn.queue.front().is_some_and(|f| f.len() == n) {
+            conn.queue[0].clone()
+        } else {
+            let mut buf = bytes::BytesMut::with_capacity(n);
+            let mut skip = conn.offset;
+            for frame in &conn.queue {
+                let part = &frame[skip..];
+                skip = 0;
+                let want = (n - buf.len()).min(part.len());
+                buf.extend_from_slice(&part[..want]);
+                if buf.len() == n {
+                    break;
+                }
+            }
+            buf.freeze()
+        };
+        advance(conn, n);
+        Counters::add(&self.shared.counters.bytes_written, n as u64);
+        Counters::add(&self.shared.counters.write_calls, 1);
+        if conn.blocked {
+            conn.blocked = false;
+            self.blocked_count -= 1;
+        }
+        conn.stalled_since = None;
+        if !conn.queue.is_empty() {
+            self.await_take(key);
+        } else if let (Some(reason), true) = (conn.doomed, conn.draining) {
+            self.close(key, reason);
+        } else if conn.replay_cursor.is_some() {
+            self.work.replays.push(key);
+            self.continue_replays();
+        }
+        Ok(bytes)
     }
 
     fn run_timers(&mut self) {
@@ -725,7 +821,11 @@ impl Shard {
                         .map(|(k, _)| k)
                         .collect();
                     for key in stale {
-                        self.doom(key, DisconnectReason::Timeout);
+                        match self.conns[key].doomed {
+                            // A draining stream-mode client the host stopped taking from.
+                            Some(reason) if self.conns[key].draining => self.close(key, reason),
+                            _ => self.doom(key, DisconnectReason::Timeout),
+                        }
                     }
                     if self.blocked_count > 0 {
                         self.next_sweep = Some(now + TIMEOUT_SWEEP);
@@ -738,7 +838,7 @@ impl Shard {
     fn all_flushed(&self) -> bool {
         self.conns
             .iter()
-            .all(|(_, c)| c.queue.is_empty() || c.doomed.is_some())
+            .all(|(_, c)| c.queue.is_empty() || (c.doomed.is_some() && !c.draining))
     }
 
     fn doom(&mut self, key: usize, reason: DisconnectReason) {
@@ -752,7 +852,20 @@ impl Shard {
 
     fn close_doomed(&mut self) {
         while let Some(key) = self.work.doomed.pop() {
-            let reason = self.conns[key].doomed.unwrap_or(DisconnectReason::Error);
+            let conn = &mut self.conns[key];
+            let reason = conn.doomed.unwrap_or(DisconnectReason::Error);
+            let deliver = matches!(
+                reason,
+                DisconnectReason::Server | DisconnectReason::Shutdown
+            );
+            if conn.stream.is_none() && deliver && !conn.queue.is_empty() {
+                // Stream mode: the host takes what is queued, then the client closes.
+                conn.draining = true;
+                if !conn.blocked {
+                    self.await_take(key);
+                }
+                continue;
+            }
             self.close(key, reason);
         }
     }
@@ -770,27 +883,28 @@ impl Shard {
         if conn.blocked {
             self.blocked_count -= 1;
         }
-        if matches!(
-            reason,
-            DisconnectReason::Server | DisconnectReason::Shutdown
-        ) && !conn.queue.is_empty()
-        {
-            // A last, non-blocking attempt to deliver what the host queued before closing:
-            // as much as the kernel takes now.
-            while !conn.queue.is_empty() {
-                match sys::send_frames(&conn.stream, &conn.queue, conn.offset) {
-                    Ok(n) if n > 0 => {
-                        Counters::add(&self.shared.counters.bytes_written, n as u64);
-                        Counters::add(&self.shared.counters.write_calls, 1);
-                        advance(&mut conn, n);
+        if let Some(mut stream) = conn.stream.take() {
+            if matches!(
+                reason,
+                DisconnectReason::Server | DisconnectReason::Shutdown
+            ) {
+                // A last, non-blocking attempt to deliver what the host queued before
+                // closing: as much as the kernel takes now.
+                while !conn.queue.is_empty() {
+                    match sys::send_frames(&stream, &conn.queue, conn.offset) {
+                        Ok(n) if n > 0 => {
+                            Counters::add(&self.shared.counters.bytes_written, n as u64);
+                            Counters::add(&self.shared.counters.write_calls, 1);
+                            advance(&mut conn, n);
+                        }
+                        _ => break,
                     }
-                    _ => break,
                 }
             }
-        }
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        if reason != DisconnectReason::Error {
-            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+            let _ = self.poll.registry().deregister(&mut stream);
+            if reason != DisconnectReason::Error {
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            }
         }
         for channel in &conn.channels {
             remove_member(&mut self.channels, channel, key);
@@ -799,7 +913,6 @@ impl Shard {
             remove_member(&mut self.users, user, key);
         }
         self.by_id.remove(&conn.id);
-        drop(conn.stream);
         self.forget(conn.id, reason);
     }
 

@@ -71,6 +71,9 @@ pub enum sse_lifecycle_kind {
     /// The client's Last-Event-ID is not (or no longer) in history: it missed events that
     /// cannot be replayed (it was sent the gap event, when configured) and must resync.
     SSE_GAP = 2,
+    /// A stream-mode client has bytes to take with sse_stream_take (reported once until
+    /// taken, and again after a take that left bytes behind).
+    SSE_READABLE = 3,
 }
 
 /// Why a client left.
@@ -489,6 +492,65 @@ pub extern "C" fn sse_connect_fd(
         let id = e.connect_fd(fd, &options)?;
         out(out_client, id, "out_client")
     })
+}
+
+/// Registers a stream-mode client, for a connection whose socket cannot be handed over
+/// (TLS terminated in your server, HTTP/2). The engine keeps its state (channels,
+/// history and replay, heartbeats, limits, timeouts); you write its bytes: write the
+/// response head yourself (200, `Content-Type: text/event-stream`, `Cache-Control:
+/// no-cache`), then on each SSE_READABLE call sse_stream_take and write what it gives;
+/// when the connection ends call sse_stream_close; on SSE_DISCONNECTED end the
+/// response. `options->headers` must be empty and `head_sent` is implied. A limit
+/// gives SSE_ERR_LIMIT_REACHED (answer 503 yourself).
+#[no_mangle]
+pub extern "C" fn sse_connect_stream(
+    engine: *const sse_engine,
+    options: *const sse_connect_options,
+    out_client: *mut u64,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let options = match opt_arg(options) {
+            None => ConnectOptions::default(),
+            Some(o) => connect_options(o)?,
+        };
+        required(out_client, "out_client")?;
+        let id = e.connect_stream(&options)?;
+        out(out_client, id, "out_client")
+    })
+}
+
+/// Copies up to `capacity` queued bytes of a stream-mode client into `buffer` and
+/// removes them from its queue; `*out_len` receives how many (0 when nothing is
+/// queued). Bytes left behind are reported with SSE_READABLE again. Works while a
+/// shutdown flushes. SSE_ERR_NOT_FOUND once the client is gone,
+/// SSE_ERR_INVALID_ARGUMENT for a client that owns a socket or `capacity` 0. Waits for
+/// the reactor: not from the callback.
+#[no_mangle]
+pub extern "C" fn sse_stream_take(
+    engine: *const sse_engine,
+    client: u64,
+    buffer: *mut u8,
+    capacity: usize,
+    out_len: *mut usize,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        required(buffer, "buffer")?;
+        required(out_len, "out_len")?;
+        let bytes = e.take_stream(client, capacity)?;
+        // SAFETY: `buffer` is non-NULL and the caller guarantees `capacity` writable bytes;
+        // `bytes` holds at most `capacity` bytes and does not overlap the caller's buffer.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer, bytes.len()) };
+        out(out_len, bytes.len(), "out_len")
+    })
+}
+
+/// The connection of a stream-mode client ended: the client leaves with reason
+/// SSE_REASON_CLOSED. SSE_ERR_NOT_FOUND for an unknown client.
+#[no_mangle]
+pub extern "C" fn sse_stream_close(engine: *const sse_engine, client: u64) -> sse_status {
+    call(|| engine_of(engine)?.close_stream(client))
 }
 
 fn connect_options(o: &sse_connect_options) -> Result<ConnectOptions, Error> {
@@ -951,6 +1013,11 @@ pub extern "C" fn sse_set_event_callback(
                 },
                 LifecycleEvent::Gap { client } => sse_lifecycle_event {
                     kind: sse_lifecycle_kind::SSE_GAP,
+                    client,
+                    reason: sse_disconnect_reason::SSE_REASON_NONE,
+                },
+                LifecycleEvent::Readable { client } => sse_lifecycle_event {
+                    kind: sse_lifecycle_kind::SSE_READABLE,
                     client,
                     reason: sse_disconnect_reason::SSE_REASON_NONE,
                 },

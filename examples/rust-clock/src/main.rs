@@ -118,6 +118,8 @@ fn main() {
             LifecycleEvent::Gap { client } => {
                 eprintln!("client {client} resumed from an id no longer in history")
             }
+            // Only stream-mode clients report this; the demo hands sockets over.
+            LifecycleEvent::Readable { .. } => {}
         })
         .expect("handler");
 

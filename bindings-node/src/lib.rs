@@ -1,0 +1,1 @@
+//! Node.js binding of sse-engine (napi-rs). Filled in by the Node binding issue.

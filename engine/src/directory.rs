@@ -12,7 +12,8 @@
 //! command is enqueued, all in one step. A connecting client's replay is computed under
 //! the same lock, so between replay and live stream nothing is lost or doubled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -100,6 +101,8 @@ pub(crate) struct Directory {
     clients: HashMap<ClientId, Entry>,
     channels: HashMap<Arc<str>, Channel>,
     users: HashMap<Arc<str>, usize>,
+    /// Socket descriptors the engine owns now: handing one over twice is refused.
+    fds: HashSet<RawFd>,
     /// History of `broadcast_all` events.
     all: Ring,
     /// The newest sequence number of any channel forgotten so far: a client resuming
@@ -142,6 +145,7 @@ impl Directory {
             clients: HashMap::new(),
             channels: HashMap::new(),
             users: HashMap::new(),
+            fds: HashSet::new(),
             all: Ring::default(),
             forgotten_upto: 0,
             last_seq: 0,
@@ -226,6 +230,18 @@ impl Directory {
         entry.channels.swap_remove(pos);
         self.leave(channel);
         Ok(true)
+    }
+
+    pub fn owns_fd(&self, fd: RawFd) -> bool {
+        self.fds.contains(&fd)
+    }
+
+    pub fn adopt_fd(&mut self, fd: RawFd) {
+        self.fds.insert(fd);
+    }
+
+    pub fn release_fd(&mut self, fd: RawFd) {
+        self.fds.remove(&fd);
     }
 
     pub fn contains(&self, id: ClientId) -> bool {

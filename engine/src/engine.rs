@@ -212,6 +212,14 @@ impl Engine {
         // Checked again under the lock: a shutdown that started meanwhile must not strand
         // this client in a shard that is already closing. The fd is still untouched.
         self.check_open()?;
+        if let Some(fd) = fd {
+            if directory.owns_fd(fd) {
+                return Err(Error::new(
+                    ErrorKind::BadSocket,
+                    format!("fd {fd} was already handed over and belongs to the engine"),
+                ));
+            }
+        }
         if let Err(e) = directory.check_admission(&options.channels, self.limits()) {
             drop(directory);
             Counters::add(&self.shared.counters.refused_total, 1);
@@ -222,6 +230,9 @@ impl Engine {
                 }
             }
             return Err(e);
+        }
+        if let Some(fd) = fd {
+            directory.adopt_fd(fd);
         }
         let stream = fd.map(sys::own_tcp_socket);
         let peer = stream.as_ref().and_then(|s| s.peer_addr().ok());

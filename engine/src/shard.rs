@@ -464,7 +464,12 @@ impl Shard {
                 .register(socket, Token(key), Interest::READABLE)
                 .is_err()
             {
-                // The socket cannot be watched: drop it and report the client as failed.
+                // The socket cannot be watched: close it and report the client as failed.
+                self.shared
+                    .directory
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .release_fd(socket.as_raw_fd());
                 drop(stream);
                 self.forget(id, DisconnectReason::Error);
                 return;
@@ -905,6 +910,13 @@ impl Shard {
             if reason != DisconnectReason::Error {
                 let _ = stream.shutdown(std::net::Shutdown::Write);
             }
+            // Released before the close: once closed, the number may be handed over anew.
+            self.shared
+                .directory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .release_fd(stream.as_raw_fd());
+            drop(stream);
         }
         for channel in &conn.channels {
             remove_member(&mut self.channels, channel, key);

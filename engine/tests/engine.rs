@@ -587,3 +587,41 @@ fn a_removed_handler_is_not_called_after_set_event_handler_returns() {
     eventually("clients are gone", || engine.client_count().unwrap() == 0);
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), seen);
 }
+
+#[test]
+fn an_fd_handed_over_twice_is_refused_and_reusable_after_close() {
+    let engine = Engine::start(quiet()).unwrap();
+    let events = Recorder::install(&engine);
+    let (mut client, server) = socket_pair();
+    let fd = server.into_raw_fd();
+    let id = engine.connect_fd(fd, &ConnectOptions::default()).unwrap();
+    let err = engine
+        .connect_fd(fd, &ConnectOptions::default())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadSocket, "{err}");
+    // The first hand-over is unharmed.
+    let mut sse = SseClient::new(client.try_clone().unwrap());
+    sse.read_head();
+    engine.send_to_client(id, &Event::new("ok")).unwrap();
+    assert_eq!(sse.next_data(), "ok");
+    // Once the engine closed it, the same number may come back and be handed over
+    // (tests in parallel threads may take the number first; then there is nothing to try).
+    engine.disconnect(id).unwrap();
+    events.wait_disconnect(id, DisconnectReason::Server);
+    let _ = client.read_to_end(&mut Vec::new());
+    let mut reused = None;
+    let mut keep = Vec::new();
+    for _ in 0..64 {
+        let (c, s) = socket_pair();
+        if s.as_raw_fd() == fd {
+            reused = Some((c, s));
+            break;
+        }
+        keep.push((c, s));
+    }
+    if let Some((_c, s)) = reused {
+        engine
+            .connect_fd(s.into_raw_fd(), &ConnectOptions::default())
+            .unwrap();
+    }
+}

@@ -299,7 +299,11 @@ impl ClientParser {
             }
             b"event" => {
                 self.event_name.clear();
-                self.event_name.extend_from_slice(value);
+                // `message` is the default type: an event named so is an ordinary
+                // message (better-sse names every event that way).
+                if value != b"message" {
+                    self.event_name.extend_from_slice(value);
+                }
             }
             b"data" => {
                 let first = !self.event_has_data;
@@ -562,6 +566,18 @@ mod tests {
         // The line-based feed still counts data lines at once, and skips named events.
         let mut p = ClientParser::default();
         assert_eq!(feed_all(&mut p, &[&stream]), vec![11, 12, 13]);
+    }
+
+    #[test]
+    fn an_event_named_message_is_an_ordinary_message() {
+        let mut stream = HEAD.to_vec();
+        stream.extend_from_slice(b"event: message\nid: 7\ndata: 42 x\n\nevent: other\ndata: 9\n\n");
+        let mut p = ClientParser::default();
+        assert_eq!(feed_all(&mut p, &[&stream]), vec![42]);
+        let mut p = ClientParser::default();
+        let seen = events_of(&mut p, &[&stream]);
+        assert_eq!(seen[0], (Some(42), "7".to_string(), String::new()));
+        assert_eq!(seen[1].2, "other");
     }
 
     #[test]

@@ -1,1 +1,444 @@
-//! Node.js binding of sse-engine (napi-rs). Filled in by the Node binding issue.
+//! Node.js binding of sse-engine (napi-rs): a thin class over `Arc<Engine>`.
+//!
+//! It converts values, drains lifecycle events into JavaScript, and duplicates the
+//! descriptor of a socket handed over by Node. Everything else (hand-over from the
+//! HTTP frameworks, stream mode, the JavaScript API) is in the package's JavaScript
+//! layer; everything about SSE is in the engine.
+
+mod convert;
+mod error;
+mod events;
+
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Buffer, Float64Array, Function};
+use napi::Env;
+use napi_derive::napi;
+use serde_json::Value;
+use sse_engine::{ClientInfo, DisconnectReason, Engine, ErrorKind};
+
+use convert::{client_id, ConnectInput, EngineOptions};
+use events::EventSink;
+
+/// The engine's version.
+#[napi]
+pub const VERSION: &str = sse_engine::VERSION;
+
+/// Disconnect reasons by number (the third value of a `disconnect` event triple).
+#[napi]
+pub fn disconnect_reasons() -> Vec<String> {
+    DisconnectReason::ALL
+        .iter()
+        .map(|r| r.as_str().to_string())
+        .collect()
+}
+
+/// One engine and the queue its lifecycle events reach JavaScript through.
+#[napi]
+pub struct NativeEngine {
+    engine: Arc<Engine>,
+    /// `None` once the shutdown that `close()` started has finished: dropping it
+    /// releases the threadsafe function.
+    sink: Arc<Mutex<Option<Arc<EventSink>>>>,
+    /// What went wrong in the shutdown thread, if anything.
+    close_error: Arc<Mutex<Option<sse_engine::Error>>>,
+    /// `close()` was called. The engine itself refuses calls once its shutdown runs,
+    /// which is on another thread a moment later; from JavaScript's point of view
+    /// the engine is closed as soon as `close()` returns.
+    closing: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn clients_json(clients: Vec<ClientInfo>) -> Value {
+    Value::Array(clients.iter().map(ClientInfo::to_json).collect())
+}
+
+/// A duplicate of `fd`, close-on-exec, owned by the caller.
+fn dup_cloexec(fd: RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` reads no memory; on a bad descriptor it fails
+    // with EBADF and returns -1.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a descriptor we just created and nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+impl NativeEngine {
+    /// The engine, or `SSE_SHUT_DOWN` once `close()` was called.
+    fn open(&self, env: &Env) -> napi::Result<&Engine> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(error::throw(env, sse_engine::Error::shut_down()));
+        }
+        Ok(&self.engine)
+    }
+}
+
+#[napi]
+impl NativeEngine {
+    /// Starts an engine. `on_events` gets lifecycle events in batches of
+    /// `[kind, client, reason]` triples (see `events.rs`).
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        options: Option<EngineOptions>,
+        on_events: Function<'_, Float64Array, ()>,
+    ) -> napi::Result<Self> {
+        let config = convert::config(&env, options)?;
+        let engine = error::check(&env, Engine::start(config))?;
+        let sink = EventSink::new(&on_events)?;
+        error::check(&env, engine.set_event_handler(Some(sink.handler())))?;
+        Ok(NativeEngine {
+            engine: Arc::new(engine),
+            sink: Arc::new(Mutex::new(Some(sink))),
+            close_error: Arc::new(Mutex::new(None)),
+            closing: AtomicBool::new(false),
+        })
+    }
+
+    /// Seconds sent in `Retry-After` when a limit refuses a client.
+    #[napi(getter)]
+    pub fn busy_retry_after_secs(&self) -> u32 {
+        self.engine.config().busy_retry_after_secs
+    }
+
+    /// Hands over a connected TCP socket: the engine gets a duplicate of `fd` (the
+    /// caller still closes its own descriptor). Returns the client id.
+    #[napi]
+    pub fn connect_fd(&self, env: Env, fd: i32, options: ConnectInput) -> napi::Result<f64> {
+        let engine = self.open(&env)?;
+        let options = convert::connect_options(&env, options)?;
+        if fd < 0 {
+            return Err(error::range(&env, format!("fd must be >= 0, got {fd}")));
+        }
+        let dup = dup_cloexec(fd)
+            .map_err(|e| error::throw(&env, sse_engine::Error::io("duplicate the socket", e)))?;
+        match engine.connect_fd(dup.as_raw_fd(), &options) {
+            Ok(id) => {
+                // The engine owns the duplicate now.
+                let _ = dup.into_raw_fd();
+                Ok(id as f64)
+            }
+            Err(e) if e.kind() == ErrorKind::LimitReached => {
+                // The engine answered 503 and closed the duplicate.
+                let _ = dup.into_raw_fd();
+                Err(error::throw(&env, e))
+            }
+            // Any other error left the duplicate untouched: dropping it closes it.
+            Err(e) => Err(error::throw(&env, e)),
+        }
+    }
+
+    /// Registers a stream-mode client (the JavaScript layer writes its bytes).
+    #[napi]
+    pub fn connect_stream(&self, env: Env, options: ConnectInput) -> napi::Result<f64> {
+        let options = convert::connect_options(&env, options)?;
+        let id = error::check(&env, self.open(&env)?.connect_stream(&options))?;
+        Ok(id as f64)
+    }
+
+    /// Up to `max_bytes` queued for a stream-mode client; `null` once it is gone.
+    #[napi]
+    pub fn take_stream(
+        &self,
+        env: Env,
+        client: f64,
+        max_bytes: u32,
+    ) -> napi::Result<Option<Buffer>> {
+        let client = client_id(&env, client)?;
+        let taken = error::found(&env, self.engine.take_stream(client, max_bytes as usize))?;
+        Ok(taken.map(|bytes| Buffer::from(bytes.to_vec())))
+    }
+
+    /// The response of a stream-mode client closed. `false` if it was already gone.
+    #[napi]
+    pub fn close_stream(&self, env: Env, client: f64) -> napi::Result<bool> {
+        let client = client_id(&env, client)?;
+        Ok(error::found(&env, self.engine.close_stream(client))?.is_some())
+    }
+
+    /// Sends to one client; `false` when no such client is connected.
+    #[napi]
+    pub fn send(
+        &self,
+        env: Env,
+        client: f64,
+        data: String,
+        event: Option<String>,
+        id: Option<String>,
+        retry: Option<f64>,
+    ) -> napi::Result<bool> {
+        let client = client_id(&env, client)?;
+        let event = convert::event(&env, data, event, id, retry)?;
+        Ok(error::found(&env, self.open(&env)?.send_to_client(client, &event))?.is_some())
+    }
+
+    #[napi]
+    pub fn send_to_user(
+        &self,
+        env: Env,
+        user: String,
+        data: String,
+        event: Option<String>,
+        id: Option<String>,
+        retry: Option<f64>,
+    ) -> napi::Result<u32> {
+        let event = convert::event(&env, data, event, id, retry)?;
+        Ok(error::check(&env, self.open(&env)?.send_to_user(&user, &event))? as u32)
+    }
+
+    #[napi]
+    pub fn broadcast(
+        &self,
+        env: Env,
+        channel: String,
+        data: String,
+        event: Option<String>,
+        id: Option<String>,
+        retry: Option<f64>,
+    ) -> napi::Result<u32> {
+        let event = convert::event(&env, data, event, id, retry)?;
+        Ok(error::check(&env, self.open(&env)?.broadcast(&channel, &event))? as u32)
+    }
+
+    #[napi]
+    pub fn broadcast_all(
+        &self,
+        env: Env,
+        data: String,
+        event: Option<String>,
+        id: Option<String>,
+        retry: Option<f64>,
+    ) -> napi::Result<u32> {
+        let event = convert::event(&env, data, event, id, retry)?;
+        Ok(error::check(&env, self.open(&env)?.broadcast_all(&event))? as u32)
+    }
+
+    /// `filter` is the engine's filter as JSON text.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn broadcast_where(
+        &self,
+        env: Env,
+        channel: String,
+        filter: String,
+        data: String,
+        event: Option<String>,
+        id: Option<String>,
+        retry: Option<f64>,
+    ) -> napi::Result<u32> {
+        let event = convert::event(&env, data, event, id, retry)?;
+        let count = self.open(&env)?.broadcast_where(&channel, &filter, &event);
+        Ok(error::check(&env, count)? as u32)
+    }
+
+    /// `true` when added; `false` when already a member or no such client.
+    #[napi]
+    pub fn subscribe(&self, env: Env, client: f64, channel: String) -> napi::Result<bool> {
+        let client = client_id(&env, client)?;
+        Ok(error::found(&env, self.open(&env)?.subscribe(client, &channel))?.unwrap_or(false))
+    }
+
+    /// `true` when removed; `false` when not a member or no such client.
+    #[napi]
+    pub fn unsubscribe(&self, env: Env, client: f64, channel: String) -> napi::Result<bool> {
+        let client = client_id(&env, client)?;
+        Ok(error::found(&env, self.open(&env)?.unsubscribe(client, &channel))?.unwrap_or(false))
+    }
+
+    /// `false` when no such client is connected.
+    #[napi]
+    pub fn disconnect(&self, env: Env, client: f64) -> napi::Result<bool> {
+        let client = client_id(&env, client)?;
+        Ok(error::found(&env, self.open(&env)?.disconnect(client))?.is_some())
+    }
+
+    /// The client as `ClientInfo::to_json` shows it, or `null`.
+    #[napi(ts_return_type = "import('./index').ClientInfo | null")]
+    pub fn get_client(&self, env: Env, client: f64) -> napi::Result<Option<Value>> {
+        let client = client_id(&env, client)?;
+        let info = error::found(&env, self.open(&env)?.get_client(client))?;
+        Ok(info.as_ref().map(ClientInfo::to_json))
+    }
+
+    #[napi(ts_return_type = "import('./index').ClientInfo[]")]
+    pub fn clients(&self, env: Env) -> napi::Result<Value> {
+        Ok(clients_json(error::check(
+            &env,
+            self.open(&env)?.clients(),
+        )?))
+    }
+
+    #[napi(ts_return_type = "import('./index').ClientInfo[]")]
+    pub fn clients_in(&self, env: Env, channel: String) -> napi::Result<Value> {
+        Ok(clients_json(error::check(
+            &env,
+            self.open(&env)?.clients_in(&channel),
+        )?))
+    }
+
+    #[napi(ts_return_type = "import('./index').ClientInfo[]")]
+    pub fn clients_of(&self, env: Env, user: String) -> napi::Result<Value> {
+        Ok(clients_json(error::check(
+            &env,
+            self.open(&env)?.clients_of(&user),
+        )?))
+    }
+
+    #[napi(ts_return_type = "import('./index').ChannelInfo[]")]
+    pub fn channels(&self, env: Env) -> napi::Result<Value> {
+        let channels = error::check(&env, self.open(&env)?.channels())?;
+        Ok(Value::Array(channels.iter().map(|c| c.to_json()).collect()))
+    }
+
+    #[napi]
+    pub fn client_count(&self, env: Env) -> napi::Result<u32> {
+        Ok(error::check(&env, self.open(&env)?.client_count())? as u32)
+    }
+
+    #[napi]
+    pub fn channel_count(&self, env: Env, channel: String) -> napi::Result<u32> {
+        Ok(error::check(&env, self.open(&env)?.channel_count(&channel))? as u32)
+    }
+
+    #[napi]
+    pub fn user_count(&self, env: Env, user: String) -> napi::Result<u32> {
+        Ok(error::check(&env, self.open(&env)?.user_count(&user))? as u32)
+    }
+
+    /// `metadata`: a JSON object as text, or `null` to clear. `false`: no such client.
+    #[napi]
+    pub fn set_metadata(
+        &self,
+        env: Env,
+        client: f64,
+        metadata: Option<String>,
+    ) -> napi::Result<bool> {
+        let client = client_id(&env, client)?;
+        let set = self.open(&env)?.set_metadata(client, metadata.as_deref());
+        Ok(error::found(&env, set)?.is_some())
+    }
+
+    #[napi]
+    pub fn close_channel(&self, env: Env, channel: String, disconnect: bool) -> napi::Result<u32> {
+        Ok(error::check(&env, self.open(&env)?.close_channel(&channel, disconnect))? as u32)
+    }
+
+    #[napi]
+    pub fn remove_empty_channels(&self, env: Env) -> napi::Result<u32> {
+        Ok(error::check(&env, self.open(&env)?.remove_empty_channels())? as u32)
+    }
+
+    #[napi]
+    pub fn configure_channel(
+        &self,
+        env: Env,
+        channel: String,
+        max_events: f64,
+        max_age_ms: f64,
+    ) -> napi::Result<()> {
+        let limits = convert::history(&env, max_events, max_age_ms)?;
+        error::check(&env, self.open(&env)?.configure_channel(&channel, limits))
+    }
+
+    #[napi(ts_return_type = "import('./index').Stats")]
+    pub fn stats(&self) -> Value {
+        convert::stats(&self.engine.stats())
+    }
+
+    /// The counters in Prometheus text format.
+    #[napi]
+    pub fn metrics(&self) -> String {
+        self.engine.metrics()
+    }
+
+    /// Keep the process alive while the engine is open (`true`), or not (`false`).
+    #[napi]
+    pub fn set_ref(&self, env: Env, keep_alive: bool) -> napi::Result<()> {
+        match lock(&self.sink).as_ref() {
+            Some(sink) => sink.set_ref(&env, keep_alive),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts the shutdown on a thread of its own and returns at once. Events of the
+    /// shutdown follow, then one `CLOSED` event; until then the process is kept alive.
+    /// A second call throws `SSE_SHUT_DOWN`.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn close(
+        &self,
+        env: Env,
+        timeout_ms: f64,
+        data: Option<String>,
+        event: Option<String>,
+        id: Option<String>,
+        retry: Option<f64>,
+    ) -> napi::Result<()> {
+        let deadline = Duration::from_millis(convert::uint(&env, "timeoutMs", timeout_ms)?);
+        let last = match data {
+            Some(data) => {
+                let last = convert::event(&env, data, event, id, retry)?;
+                error::check(&env, last.validate())?;
+                Some(last)
+            }
+            None => None,
+        };
+        self.open(&env)?;
+        let sink = lock(&self.sink)
+            .clone()
+            .ok_or_else(|| error::throw(&env, sse_engine::Error::shut_down()))?;
+        sink.set_ref(&env, true)?;
+        self.closing.store(true, Ordering::SeqCst);
+        let engine = self.engine.clone();
+        let slot = self.sink.clone();
+        let close_error = self.close_error.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sse-engine-close".into())
+            .spawn(move || {
+                let result = engine.shutdown_with(deadline, last.as_ref());
+                if let Err(e) = result {
+                    *lock(&close_error) = Some(e);
+                }
+                // Once JavaScript got this, nothing more comes: the handler is gone
+                // with the reactor threads, and dropping the sink releases the
+                // threadsafe function so it no longer holds the process.
+                sink.push(events::CLOSED, 0.0, 0.0);
+                lock(&slot).take();
+            });
+        if let Err(e) = spawned {
+            return Err(error::throw(
+                &env,
+                sse_engine::Error::io("start the shutdown thread", e),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Throws what went wrong in the shutdown `close()` started, if anything.
+    #[napi]
+    pub fn check_closed(&self, env: Env) -> napi::Result<()> {
+        match lock(&self.close_error).take() {
+            Some(e) => Err(error::throw(&env, e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NativeEngine {
+    fn drop(&mut self) {
+        // Collected without close(): dropping the engine flushes for up to a second and
+        // joins its threads, which must not happen on the JavaScript thread.
+        let engine = self.engine.clone();
+        let _ = std::thread::Builder::new()
+            .name("sse-engine-drop".into())
+            .spawn(move || drop(engine));
+    }
+}

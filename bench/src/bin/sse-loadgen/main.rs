@@ -1,5 +1,5 @@
 //! `sse-loadgen [--clients N] [--events M] [--size S] [--runs R] [--hosts engine,naive]
-//!  [--threads T] [--timeout SECS] [--json]`
+//!  [--host-cmd NAME=COMMAND]... [--threads T] [--timeout SECS] [--json]`
 //!
 //! For each host kind: starts the benchmark host (this executable with `--serve-host`,
 //! the same code as `sse-bench-host`; `SSE_BENCH_HOST=path` runs another), opens N
@@ -33,7 +33,7 @@ use sse_bench::{
 };
 
 const USAGE: &str = "usage: sse-loadgen [burst] [--clients N=10000] [--events M=20] [--size S=64] \
-[--runs R=3] [--hosts engine,naive] [--threads T=1] [--timeout SECS=60] [--json]
+[--runs R=3] [--hosts engine,naive] [--host-cmd NAME=COMMAND]... [--threads T=1] [--timeout SECS=60] [--json]
        sse-loadgen storm --help   (the reconnect storm)";
 /// File descriptors kept free for the poller, the burst connection, stdio and pipes.
 const FD_RESERVE: u64 = 64;
@@ -52,6 +52,19 @@ const READ_BUFFER: usize = 256 * 1024;
 enum Kind {
     Engine,
     Naive,
+    /// A host started from a command line given with `--host-cmd` (leaked: it lives for
+    /// the whole run, and `Kind` stays `Copy`).
+    External(&'static ExternalHost),
+}
+
+/// A benchmark host of another program (`--host-cmd NAME=COMMAND`): it serves the same
+/// `/sse`, `/burst` and `/stats` as `sse-bench-host` and prints the same READY line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ExternalHost {
+    name: String,
+    /// Program and arguments; the load generator appends `--kind NAME --port 0
+    /// --watch-stdin --threads T` as for its own host.
+    argv: Vec<String>,
 }
 
 impl Kind {
@@ -59,8 +72,33 @@ impl Kind {
         match self {
             Kind::Engine => "engine",
             Kind::Naive => "naive",
+            Kind::External(host) => host.name.as_str(),
         }
     }
+}
+
+/// Parses `NAME=COMMAND` (the command split on whitespace).
+fn parse_host_cmd(spec: &str) -> Result<ExternalHost, String> {
+    let (name, command) = spec
+        .split_once('=')
+        .ok_or(format!("--host-cmd needs NAME=COMMAND, got {spec:?}"))?;
+    let argv: Vec<String> = command.split_whitespace().map(str::to_string).collect();
+    let valid_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid_name || matches!(name, "engine" | "naive") {
+        return Err(format!(
+            "--host-cmd name {name:?} must be letters, digits, - or _, and not engine or naive"
+        ));
+    }
+    if argv.is_empty() {
+        return Err(format!("--host-cmd {name}: empty command"));
+    }
+    Ok(ExternalHost {
+        name: name.to_string(),
+        argv,
+    })
 }
 
 struct Opts {
@@ -85,6 +123,8 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         timeout: Duration::from_secs(60),
         json: false,
     };
+    let mut host_names: Option<Vec<String>> = None;
+    let mut external: Vec<ExternalHost> = Vec::new();
     let mut args = args.iter().cloned();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -101,21 +141,49 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--threads" => opts.threads = number(&arg, value(&arg)?)?,
             "--timeout" => opts.timeout = Duration::from_secs(number(&arg, value(&arg)?)? as u64),
             "--hosts" => {
-                opts.hosts = value(&arg)?
-                    .split(',')
-                    .filter(|h| !h.is_empty())
-                    .map(|h| match h {
-                        "engine" => Ok(Kind::Engine),
-                        "naive" => Ok(Kind::Naive),
-                        other => Err(format!("unknown host kind {other:?} (engine, naive)")),
-                    })
-                    .collect::<Result<_, _>>()?
+                host_names = Some(
+                    value(&arg)?
+                        .split(',')
+                        .filter(|h| !h.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
+            "--host-cmd" => {
+                let host = parse_host_cmd(&value(&arg)?)?;
+                if external.iter().any(|h: &ExternalHost| h.name == host.name) {
+                    return Err(format!("--host-cmd {} given twice", host.name));
+                }
+                external.push(host);
             }
             "--json" => opts.json = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
+    // `--hosts` names engine, naive or a `--host-cmd` host; without it, the `--host-cmd`
+    // hosts run after engine and naive.
+    let names = host_names.unwrap_or_else(|| {
+        ["engine", "naive"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(external.iter().map(|h| h.name.clone()))
+            .collect()
+    });
+    opts.hosts = names
+        .iter()
+        .map(|h| match h.as_str() {
+            "engine" => Ok(Kind::Engine),
+            "naive" => Ok(Kind::Naive),
+            other => external
+                .iter()
+                .find(|e| e.name == other)
+                .map(|e| Kind::External(Box::leak(Box::new(e.clone()))))
+                .ok_or(format!(
+                    "unknown host kind {other:?} (engine, naive, or a --host-cmd name)"
+                )),
+        })
+        .collect::<Result<_, _>>()?;
     if opts.clients == 0 || opts.events == 0 || opts.runs == 0 || opts.hosts.is_empty() {
         return Err("--clients, --events, --runs and --hosts must be non-zero".into());
     }
@@ -244,9 +312,18 @@ impl HostProcess {
     fn spawn(kind: Kind, threads: usize) -> Result<HostProcess, String> {
         // The host runs from this very executable (`--serve-host`), so it is always built
         // from the same source; SSE_BENCH_HOST may name another `sse-bench-host` binary.
-        let mut command = match std::env::var_os("SSE_BENCH_HOST") {
-            Some(path) => Command::new(path),
-            None => {
+        let external = match kind {
+            Kind::External(host) => Some(host),
+            _ => None,
+        };
+        let mut command = match (external, std::env::var_os("SSE_BENCH_HOST")) {
+            (Some(host), _) => {
+                let mut command = Command::new(&host.argv[0]);
+                command.args(&host.argv[1..]);
+                command
+            }
+            (None, Some(path)) => Command::new(path),
+            (None, None) => {
                 let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
                 let mut command = Command::new(exe);
                 command.arg(SERVE_HOST);
@@ -816,6 +893,22 @@ fn print_summary(opts: &Opts, reports: &[HostReport]) {
     if let Some(ratio) = ratio(reports) {
         println!("ratio engine/naive deliveries/s: {ratio:.2}×");
     }
+    // With other hosts: the first host against each of the others.
+    if reports.iter().any(|r| matches!(r.kind, Kind::External(_))) {
+        if let Some((first, others)) = reports.split_first() {
+            for other in others {
+                let (a, b) = (first.median_rate(), other.median_rate());
+                if b > 0.0 {
+                    println!(
+                        "ratio {}/{} deliveries/s: {:.2}×",
+                        first.kind.name(),
+                        other.kind.name(),
+                        a / b
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn ratio(reports: &[HostReport]) -> Option<f64> {
@@ -911,4 +1004,48 @@ fn json(opts: &Opts, reports: &[HostReport]) -> String {
         hosts.join(","),
         ratio
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_commands() {
+        let host = parse_host_cmd("node-engine=node bench/node/express-engine.js --x").unwrap();
+        assert_eq!(host.name, "node-engine");
+        assert_eq!(
+            host.argv,
+            vec!["node", "bench/node/express-engine.js", "--x"]
+        );
+        for bad in [
+            "no-equals",
+            "=node x.js",
+            "engine=node x.js",
+            "naive=x",
+            "a b=node",
+            "empty=",
+        ] {
+            assert!(parse_host_cmd(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts_default_and_with_commands() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let opts = parse_args(&args(&[])).unwrap();
+        assert_eq!(opts.hosts, vec![Kind::Engine, Kind::Naive]);
+        let opts = parse_args(&args(&[
+            "--hosts",
+            "n1,engine",
+            "--host-cmd",
+            "n1=node a.js",
+        ]))
+        .unwrap();
+        assert_eq!(opts.hosts.len(), 2);
+        assert_eq!(opts.hosts[0].name(), "n1");
+        assert_eq!(opts.hosts[1], Kind::Engine);
+        assert!(matches!(opts.hosts[0], Kind::External(h) if h.argv == ["node", "a.js"]));
+        assert!(parse_args(&args(&["--hosts", "nope"])).is_err());
+    }
 }

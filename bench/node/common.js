@@ -1,0 +1,91 @@
+'use strict';
+// Shared by the Node benchmark hosts: the same HTTP surface as the Rust bench host
+// (bench/src/host.rs), so `sse-loadgen --host-cmd` can drive them.
+//
+//   node <host>.js [--port P] [--watch-stdin] [--kind K] [--threads T]
+//
+// - prints `READY port=<port> pid=<pid>` as its first stdout line;
+// - GET /sse becomes an event stream (each host its own way);
+// - GET /burst?count=M&size=S publishes M events whose data is the send time in
+//   nanoseconds since the UNIX epoch, a space and `x` padding up to S bytes, then
+//   answers 200 with an empty body;
+// - GET /stats answers `name value` lines;
+// - with --watch-stdin it exits when its stdin closes (the load generator died).
+
+const http = require('node:http');
+const { performance } = require('node:perf_hooks');
+
+const MAX_BURST_EVENTS = 1_000_000;
+const MAX_EVENT_SIZE = 1024 * 1024;
+
+function parseArgs(argv) {
+  const args = { port: 0, watchStdin: false, threads: 1 };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--port') args.port = Number(argv[++i]);
+    else if (arg === '--threads') args.threads = Number(argv[++i]);
+    else if (arg === '--kind') i += 1; // the load generator names the host; nothing to choose
+    else if (arg === '--watch-stdin') args.watchStdin = true;
+    else throw new Error(`unknown argument ${JSON.stringify(arg)}`);
+  }
+  if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new Error('bad --port');
+  return args;
+}
+
+/** Nanoseconds since the UNIX epoch (CLOCK_REALTIME at start + a monotonic clock), as text. */
+function nowNs() {
+  const micros = Math.round((performance.timeOrigin + performance.now()) * 1000);
+  return `${micros}000`;
+}
+
+/** The data of one benchmark event: the send time, a space, `x` padding up to `size` bytes. */
+function eventData(sendNs, size) {
+  const head = `${sendNs} `;
+  return head.length >= size ? head : head + 'x'.repeat(size - head.length);
+}
+
+/** `count` and `size` of /burst?count=M&size=S, or an error message. */
+function burstParams(url) {
+  const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+  const out = { count: 20, size: 64 };
+  for (const [name, value] of query) {
+    if (name !== 'count' && name !== 'size') return { error: `unknown burst parameter ${JSON.stringify(name)}` };
+    if (!/^\d+$/.test(value)) return { error: `bad ${name}=${JSON.stringify(value)}` };
+    out[name] = Number(value);
+  }
+  if (out.count > MAX_BURST_EVENTS || out.size > MAX_EVENT_SIZE) {
+    return { error: `burst too large (count <= ${MAX_BURST_EVENTS}, size <= ${MAX_EVENT_SIZE})` };
+  }
+  return out;
+}
+
+function respond(res, status, body = '') {
+  res.writeHead(status, { 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+  res.end(body);
+}
+
+function pathOf(req) {
+  const q = req.url.indexOf('?');
+  return q === -1 ? req.url : req.url.slice(0, q);
+}
+
+/**
+ * Starts the host: `handler(req, res)` serves every request (an Express app or a
+ * plain function). Prints READY once listening.
+ */
+function start(name, handler) {
+  const args = parseArgs(process.argv.slice(2));
+  const server = http.createServer(handler);
+  server.listen({ port: args.port, host: '127.0.0.1', backlog: 4096 }, () => {
+    process.stdout.write(`READY port=${server.address().port} pid=${process.pid}\n`);
+    process.stderr.write(`${name}: listening on 127.0.0.1:${server.address().port} (node ${process.version})\n`);
+  });
+  if (args.watchStdin) {
+    process.stdin.on('data', () => {});
+    process.stdin.on('end', () => process.exit(0));
+    process.stdin.on('error', () => process.exit(0));
+  }
+  return server;
+}
+
+module.exports = { burstParams, eventData, nowNs, parseArgs, pathOf, respond, start };

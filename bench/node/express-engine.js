@@ -1,0 +1,38 @@
+'use strict';
+// Benchmark host: sse-engine driven from Express. GET /sse hands the request over
+// (channel `bench`, heartbeats off, the engine writes the response head; a
+// Last-Event-ID header or lastEventId query parameter is honoured); GET /burst calls
+// engine.broadcast() M times in a loop. Needs the addon built
+// (`npm install && npm run build` in bindings-node/).
+
+const express = require('../../bindings-node/node_modules/express');
+const { Engine } = require('../../bindings-node');
+const { sse } = require('../../bindings-node/lib/express');
+const { burstParams, eventData, nowNs, parseArgs, respond, start } = require('./common');
+
+// --threads T (from the load generator) sets the engine's reactor threads.
+const engine = new Engine({ heartbeatMs: 0, threads: parseArgs(process.argv.slice(2)).threads });
+const app = express();
+app.disable('x-powered-by');
+app.get('/sse', sse(engine, { channels: ['bench'] }));
+app.get('/burst', (req, res) => {
+  const params = burstParams(req.url);
+  if (params.error) return respond(res, 400, `${params.error}\n`);
+  for (let i = 0; i < params.count; i++) engine.broadcast('bench', eventData(nowNs(), params.size));
+  return respond(res, 200);
+});
+app.get('/stats', (req, res) => {
+  const s = engine.stats();
+  const disconnects = Object.values(s.disconnects).reduce((a, b) => a + b, 0);
+  const lines = [
+    'kind node-engine',
+    ...['connections_open', 'connections_total', 'refused_total', 'events_published', 'frames_queued',
+      'bytes_written', 'write_calls', 'queue_high_water'].map((k) => `${k} ${s[k]}`),
+    `disconnects_total ${disconnects}`,
+    `events_replayed ${s.events_replayed}`,
+    `gaps ${s.gaps}`,
+  ];
+  respond(res, 200, `${lines.join('\n')}\n`);
+});
+app.use((req, res) => respond(res, 404));
+start('express-engine', app);

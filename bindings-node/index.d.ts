@@ -1,0 +1,267 @@
+// Type declarations of the `sse-engine` package (the JavaScript API in index.js).
+/// <reference types="node" />
+
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+
+/** The engine's version. */
+export declare const VERSION: string;
+
+/** Why a client left, as `disconnect` events report it. */
+export type DisconnectReason = 'closed' | 'error' | 'slow' | 'timeout' | 'server' | 'shutdown';
+
+/** Disconnect reasons in the engine's order. */
+export declare const DISCONNECT_REASONS: readonly DisconnectReason[];
+
+/** How a client was handed over: its socket (plain HTTP/1.1) or its bytes (TLS, HTTP/2). */
+export type ConnectMode = 'socket' | 'stream';
+
+/** Engine settings. Durations are in milliseconds. */
+export interface EngineOptions {
+  /** Reactor threads; clients are spread over them. Default 1. */
+  threads?: number;
+  /** Heartbeat comment interval. Default 15000; `0`, `null` or `false` turns heartbeats off. */
+  heartbeatMs?: number | null | false;
+  /** `retry:` hint sent to every client after connecting. Default none. */
+  retryMs?: number;
+  /** Bytes a client may have queued before it is dropped as `slow`. Default 1 MiB, at least 1024. */
+  maxQueueBytes?: number;
+  /** Most clients at once; beyond it hand-overs are refused with 503. Default no limit. */
+  maxClients?: number;
+  /** Most clients in one channel. Default no limit. */
+  maxClientsPerChannel?: number;
+  /** A client that accepts no bytes this long is dropped as `timeout`. Default 30000; `0`, `null` or `false`: never. */
+  writeTimeoutMs?: number | null | false;
+  /** `Retry-After` seconds of the 503 answer to a refused hand-over. Default 5. */
+  busyRetryAfterSecs?: number;
+  /** Give channel and broadcast-to-all events an engine id when they have none. Default true. */
+  autoIds?: boolean;
+  /** History kept per channel (and for `broadcastAll`). Default 1000 events, 300000 ms; 0 turns it off. */
+  history?: { maxEvents?: number; maxAgeMs?: number };
+  /** Most events replayed to a reconnecting client at once. Default 1000. */
+  maxReplay?: number;
+  /** Event sent to a client whose Last-Event-ID is not in history. Default 'sse-gap'; `null`/`false`: none. */
+  gapEvent?: string | null | false;
+}
+
+/** The request and response of any Node HTTP server: `http`, `https`, `http2` (compat API). */
+export type AnyRequest = IncomingMessage | Http2ServerRequest;
+export type AnyResponse = ServerResponse | Http2ServerResponse;
+
+/** Response headers: an object, or a list of `[name, value]` pairs. */
+export type Headers = Record<string, string | number | readonly string[]> | ReadonlyArray<readonly [string, string]>;
+
+/** How one request is handed over. */
+export interface ConnectOptions {
+  /** Channels the client joins at once (a single name is accepted too). */
+  channels?: string | readonly string[];
+  /** The user this connection belongs to (one user may hold many connections). */
+  user?: string;
+  /** Application metadata: an object (or its JSON text), for `broadcastWhere` filters. */
+  metadata?: Record<string, unknown> | string | null;
+  /**
+   * Extra response headers. The headers already set on `res` are sent too; the
+   * engine's own (Content-Type, Cache-Control, Connection, X-Accel-Buffering) win.
+   */
+  headers?: Headers;
+  /**
+   * The client's last event id. Default: the `Last-Event-ID` header, else the
+   * `lastEventId` query parameter. `null`: none.
+   */
+  lastEventId?: string | null;
+  /** `retry:` hint for this client, in milliseconds. */
+  retry?: number;
+  /**
+   * 'auto' (default): socket mode when the request's socket can be handed over (plain
+   * HTTP/1.1 over TCP), stream mode otherwise (TLS, HTTP/2, no descriptor).
+   * 'socket': socket mode or an error. 'stream': always stream mode.
+   */
+  mode?: 'auto' | ConnectMode;
+}
+
+/** Optional fields of an event. */
+export interface EventOptions {
+  /** The `event:` name (the browser's listener name). Must not contain CR or LF. */
+  event?: string;
+  /** The `id:`; printable ASCII, at most 256 bytes. */
+  id?: string;
+  /** The `retry:` hint in milliseconds. */
+  retry?: number;
+}
+
+/**
+ * Event data: a string as it is, a Buffer/Uint8Array as UTF-8 text, anything else
+ * `JSON.stringify`-ed.
+ */
+export type EventData = unknown;
+
+/** A client as the engine reports it (the engine's field names). */
+export interface ClientInfo {
+  id: number;
+  user: string | null;
+  /** In the order the client joined them. */
+  channels: string[];
+  metadata: Record<string, unknown> | null;
+  /** Milliseconds since the UNIX epoch. */
+  connected_at_ms: number;
+  /** `ip:port`; null in stream mode. */
+  remote_addr: string | null;
+  /** Bytes queued and not yet taken by the kernel (or, in stream mode, by the host). */
+  queued_bytes: number;
+  /** The last event id the client has. */
+  last_event_id: string | null;
+}
+
+/** A channel as the engine reports it. */
+export interface ChannelInfo {
+  name: string;
+  /** Clients subscribed now. */
+  members: number;
+  /** Events in its history now. */
+  history: number;
+}
+
+/** The engine's counters (the engine's names; see also `metrics()`). */
+export interface Stats {
+  connections_open: number;
+  connections_total: number;
+  refused_total: number;
+  disconnects: Record<DisconnectReason, number>;
+  events_published: number;
+  frames_queued: number;
+  bytes_written: number;
+  write_calls: number;
+  heartbeats: number;
+  queue_high_water: number;
+  events_replayed: number;
+  gaps: number;
+}
+
+/** Options of `close()`. */
+export interface CloseOptions {
+  /** How long queued bytes may take to drain. Default 1000. */
+  timeoutMs?: number;
+  /** An event sent to every client first. */
+  lastEvent?: EventOptions & { data: EventData };
+}
+
+/**
+ * Error codes: engine errors (`TypeError` for invalid arguments, `RangeError` for
+ * numbers out of range, `Error` otherwise) and hand-over refusals.
+ */
+export type ErrorCode =
+  | 'SSE_INVALID_ARGUMENT'
+  | 'SSE_INVALID_UTF8'
+  | 'SSE_BAD_SOCKET'
+  | 'SSE_NOT_FOUND'
+  | 'SSE_LIMIT_REACHED'
+  | 'SSE_SHUT_DOWN'
+  | 'SSE_IO'
+  | 'SSE_PANIC'
+  | 'SSE_NULL_POINTER'
+  | 'SSE_HEADERS_SENT'
+  | 'SSE_REQUEST_HAS_BODY'
+  | 'SSE_CLIENT_GONE';
+
+export interface SseError extends Error {
+  code: ErrorCode;
+}
+
+export interface EngineEvents {
+  /** A client was registered and its response head queued. */
+  connect: [clientId: number, mode: ConnectMode];
+  /** A client left. */
+  disconnect: [clientId: number, reason: DisconnectReason];
+  /** A client's Last-Event-ID was not in history: it must resync. */
+  gap: [clientId: number];
+}
+
+/**
+ * An SSE engine. Its reactor threads own the connections handed over; every method
+ * returns at once (sends queue the event; registry queries wait at most for the
+ * reactor to finish one chunk of writes). Lifecycle events arrive as `connect`,
+ * `disconnect` and `gap`. An open engine does not keep the process alive unless
+ * `ref()` is called.
+ */
+export declare class Engine extends EventEmitter {
+  constructor(options?: EngineOptions);
+
+  /** True once `close()` was called; every later call throws `SSE_SHUT_DOWN`. */
+  readonly closed: boolean;
+
+  /**
+   * Hands the request over and returns the client id. Call it before anything is
+   * written to `res`; afterwards do not use `req` or `res`. Throws `SSE_HEADERS_SENT`,
+   * `SSE_REQUEST_HAS_BODY`, `SSE_CLIENT_GONE`, engine errors for bad options, and
+   * `SSE_LIMIT_REACHED` when a limit refused the client (it was answered 503).
+   * Which mode was used: `modeOf(id)`, and the `connect` event.
+   */
+  connect(req: AnyRequest, res: AnyResponse, options?: ConnectOptions): number;
+
+  /** 'socket' or 'stream' for a connected client, null when there is none. */
+  modeOf(clientId: number): ConnectMode | null;
+
+  /** Sends to one client; `false` when no such client is connected. */
+  send(clientId: number, data: EventData, options?: EventOptions): boolean;
+  /** Sends to every connection of `user`; returns how many. */
+  sendToUser(user: string, data: EventData, options?: EventOptions): number;
+  /** Sends to every member of `channel` (and keeps the event in its history); returns how many. */
+  broadcast(channel: string, data: EventData, options?: EventOptions): number;
+  /** Sends to every client; returns how many. */
+  broadcastAll(data: EventData, options?: EventOptions): number;
+  /**
+   * Sends to the members of `channel` whose metadata matches `filter`: field
+   * equalities, a value may be `{ $in: [...] }`. Returns how many members it was
+   * evaluated against.
+   */
+  broadcastWhere(channel: string, filter: Record<string, unknown> | string, data: EventData, options?: EventOptions): number;
+
+  /** `true` when added; `false` when already a member or no such client. */
+  subscribe(clientId: number, channel: string): boolean;
+  /** `true` when removed; `false` when not a member or no such client. */
+  unsubscribe(clientId: number, channel: string): boolean;
+  /** Closes a client's stream (reason 'server'); `false` when no such client. */
+  disconnect(clientId: number): boolean;
+
+  getClient(clientId: number): ClientInfo | null;
+  clients(): ClientInfo[];
+  clientsIn(channel: string): ClientInfo[];
+  clientsOf(user: string): ClientInfo[];
+  channels(): ChannelInfo[];
+  clientCount(): number;
+  channelCount(channel: string): number;
+  userCount(user: string): number;
+  /** Replaces a client's metadata (`null` clears it); `false` when no such client. */
+  setMetadata(clientId: number, metadata: Record<string, unknown> | string | null): boolean;
+  /** Unsubscribes every member (with `disconnect`, closes them) and forgets the channel; returns how many members it had. */
+  closeChannel(channel: string, options?: { disconnect?: boolean }): number;
+  /** Forgets channels without members; returns how many. */
+  removeEmptyChannels(): number;
+  /** Sets a channel's history limits (0 turns its history off). */
+  configureChannel(channel: string, history: { maxEvents: number; maxAgeMs: number }): void;
+
+  /** The counters (also after close()). */
+  stats(): Stats;
+  /** The counters in Prometheus text format (also after close()). */
+  metrics(): string;
+
+  /** Keeps the process alive while the engine is open. */
+  ref(): this;
+  /** Lets the process exit while the engine is open (the default). */
+  unref(): this;
+
+  /**
+   * Stops taking clients, sends `lastEvent` if given, flushes for up to `timeoutMs`,
+   * closes every client (reason 'shutdown'). Resolves after every lifecycle event of
+   * the shutdown was emitted. Does not block the event loop.
+   */
+  close(options?: CloseOptions): Promise<void>;
+
+  on<K extends keyof EngineEvents>(event: K, listener: (...args: EngineEvents[K]) => void): this;
+  once<K extends keyof EngineEvents>(event: K, listener: (...args: EngineEvents[K]) => void): this;
+  off<K extends keyof EngineEvents>(event: K, listener: (...args: EngineEvents[K]) => void): this;
+  addListener<K extends keyof EngineEvents>(event: K, listener: (...args: EngineEvents[K]) => void): this;
+  removeListener<K extends keyof EngineEvents>(event: K, listener: (...args: EngineEvents[K]) => void): this;
+  emit<K extends keyof EngineEvents>(event: K, ...args: EngineEvents[K]): boolean;
+}

@@ -1,0 +1,198 @@
+//! Values from JavaScript into engine types, and engine records back to JavaScript.
+//! Shapes and rules belong to the engine; this file only converts (numbers arrive as
+//! JavaScript doubles and are checked to be integers in range).
+
+use std::time::Duration;
+
+use napi::Env;
+use napi_derive::napi;
+use serde_json::{json, Value};
+use sse_engine::{ClientId, Config, ConnectOptions, DisconnectReason, Event, HistoryLimits, Stats};
+
+use crate::error;
+
+/// Largest integer a JavaScript number holds exactly (2^53 - 1).
+pub(crate) const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// Engine settings (`Config`), as the JavaScript layer passes them. Durations are in
+/// milliseconds; a heartbeat or write timeout of 0 turns it off.
+#[napi(object)]
+#[derive(Default)]
+pub struct EngineOptions {
+    pub threads: Option<f64>,
+    pub heartbeat_ms: Option<f64>,
+    pub retry_ms: Option<f64>,
+    pub max_queue_bytes: Option<f64>,
+    pub max_clients: Option<f64>,
+    pub max_clients_per_channel: Option<f64>,
+    pub write_timeout_ms: Option<f64>,
+    pub busy_retry_after_secs: Option<f64>,
+    pub auto_ids: Option<bool>,
+    pub history_max_events: Option<f64>,
+    pub history_max_age_ms: Option<f64>,
+    pub max_replay: Option<f64>,
+    /// Name of the event sent on a gap; see `no_gap_event`.
+    pub gap_event: Option<String>,
+    /// Send no gap event at all (the `gap` lifecycle event still arrives).
+    pub no_gap_event: Option<bool>,
+}
+
+/// One hand-over's options (`ConnectOptions`).
+#[napi(object)]
+#[derive(Default)]
+pub struct ConnectInput {
+    pub channels: Option<Vec<String>>,
+    pub user: Option<String>,
+    /// A JSON object, as text.
+    pub metadata: Option<String>,
+    /// Header names and values, alternating: `[name, value, name, value, ...]`.
+    pub headers: Option<Vec<String>>,
+    pub last_event_id: Option<String>,
+    pub retry_ms: Option<f64>,
+    pub head_sent: Option<bool>,
+}
+
+/// A number that must be a non-negative integer (a count, a size, a duration).
+pub(crate) fn uint(env: &Env, name: &str, value: f64) -> napi::Result<u64> {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= MAX_SAFE_INTEGER {
+        Ok(value as u64)
+    } else {
+        Err(error::range(
+            env,
+            format!("{name} must be a non-negative integer below 2^53, got {value}"),
+        ))
+    }
+}
+
+fn usize_of(env: &Env, name: &str, value: f64) -> napi::Result<usize> {
+    uint(env, name, value).map(|v| v as usize)
+}
+
+/// A client id: what `connect` returned.
+pub(crate) fn client_id(env: &Env, value: f64) -> napi::Result<ClientId> {
+    uint(env, "clientId", value)
+}
+
+/// Milliseconds where 0 means "off".
+fn optional_ms(env: &Env, name: &str, value: f64) -> napi::Result<Option<Duration>> {
+    let ms = uint(env, name, value)?;
+    Ok((ms > 0).then(|| Duration::from_millis(ms)))
+}
+
+pub(crate) fn config(env: &Env, options: Option<EngineOptions>) -> napi::Result<Config> {
+    let o = options.unwrap_or_default();
+    let mut c = Config::default();
+    if let Some(v) = o.threads {
+        c.threads = usize_of(env, "threads", v)?;
+    }
+    if let Some(v) = o.heartbeat_ms {
+        c.heartbeat = optional_ms(env, "heartbeatMs", v)?;
+    }
+    if let Some(v) = o.retry_ms {
+        c.retry = Some(uint(env, "retryMs", v)?);
+    }
+    if let Some(v) = o.max_queue_bytes {
+        c.max_queue_bytes = usize_of(env, "maxQueueBytes", v)?;
+    }
+    if let Some(v) = o.max_clients {
+        c.max_clients = Some(usize_of(env, "maxClients", v)?);
+    }
+    if let Some(v) = o.max_clients_per_channel {
+        c.max_clients_per_channel = Some(usize_of(env, "maxClientsPerChannel", v)?);
+    }
+    if let Some(v) = o.write_timeout_ms {
+        c.write_timeout = optional_ms(env, "writeTimeoutMs", v)?;
+    }
+    if let Some(v) = o.busy_retry_after_secs {
+        let secs = uint(env, "busyRetryAfterSecs", v)?;
+        c.busy_retry_after_secs = u32::try_from(secs)
+            .map_err(|_| error::range(env, "busyRetryAfterSecs must be below 2^32"))?;
+    }
+    if let Some(v) = o.auto_ids {
+        c.auto_ids = v;
+    }
+    if let Some(v) = o.history_max_events {
+        c.history.max_events = usize_of(env, "history.maxEvents", v)?;
+    }
+    if let Some(v) = o.history_max_age_ms {
+        c.history.max_age = Duration::from_millis(uint(env, "history.maxAgeMs", v)?);
+    }
+    if let Some(v) = o.max_replay {
+        c.max_replay = usize_of(env, "maxReplay", v)?;
+    }
+    if let Some(name) = o.gap_event {
+        c.gap_event = Some(name);
+    }
+    if o.no_gap_event == Some(true) {
+        c.gap_event = None;
+    }
+    Ok(c)
+}
+
+pub(crate) fn connect_options(env: &Env, input: ConnectInput) -> napi::Result<ConnectOptions> {
+    let headers = input.headers.unwrap_or_default();
+    if !headers.len().is_multiple_of(2) {
+        return Err(error::range(
+            env,
+            "headers must alternate names and values (an even count)",
+        ));
+    }
+    let headers = headers
+        .chunks_exact(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    Ok(ConnectOptions {
+        channels: input.channels.unwrap_or_default(),
+        user: input.user,
+        metadata: input.metadata,
+        headers,
+        last_event_id: input.last_event_id,
+        retry: input.retry_ms.map(|v| uint(env, "retry", v)).transpose()?,
+        head_sent: input.head_sent.unwrap_or(false),
+    })
+}
+
+/// An event from its parts; the engine validates the fields when it encodes it.
+pub(crate) fn event(
+    env: &Env,
+    data: String,
+    event: Option<String>,
+    id: Option<String>,
+    retry: Option<f64>,
+) -> napi::Result<Event> {
+    Ok(Event {
+        event,
+        id,
+        retry: retry.map(|v| uint(env, "retry", v)).transpose()?,
+        data,
+    })
+}
+
+pub(crate) fn history(env: &Env, max_events: f64, max_age_ms: f64) -> napi::Result<HistoryLimits> {
+    Ok(HistoryLimits {
+        max_events: usize_of(env, "maxEvents", max_events)?,
+        max_age: Duration::from_millis(uint(env, "maxAgeMs", max_age_ms)?),
+    })
+}
+
+/// The engine's counters under their engine names, disconnects by reason name.
+pub(crate) fn stats(s: &Stats) -> Value {
+    let disconnects: serde_json::Map<String, Value> = DisconnectReason::ALL
+        .iter()
+        .map(|r| (r.as_str().to_string(), json!(s.disconnects_by(*r))))
+        .collect();
+    json!({
+        "connections_open": s.connections_open,
+        "connections_total": s.connections_total,
+        "refused_total": s.refused_total,
+        "disconnects": disconnects,
+        "events_published": s.events_published,
+        "frames_queued": s.frames_queued,
+        "bytes_written": s.bytes_written,
+        "write_calls": s.write_calls,
+        "heartbeats": s.heartbeats,
+        "queue_high_water": s.queue_high_water,
+        "events_replayed": s.events_replayed,
+        "gaps": s.gaps,
+    })
+}

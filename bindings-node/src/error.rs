@@ -1,0 +1,97 @@
+//! The binding's one error adapter: engine errors (and bad arguments found while
+//! converting values) become JavaScript exceptions.
+//!
+//! | engine `ErrorKind`             | JavaScript                      | `err.code`             |
+//! |--------------------------------|---------------------------------|------------------------|
+//! | `InvalidArgument`              | `TypeError`                     | `SSE_INVALID_ARGUMENT` |
+//! | `InvalidUtf8`                  | `TypeError`                     | `SSE_INVALID_UTF8`     |
+//! | (a number out of range)        | `RangeError`                    | `SSE_INVALID_ARGUMENT` |
+//! | `BadSocket`                    | `Error`                         | `SSE_BAD_SOCKET`       |
+//! | `NotFound`                     | `false` / `null` where the API says so, else `Error` | `SSE_NOT_FOUND` |
+//! | `LimitReached`                 | `Error`                         | `SSE_LIMIT_REACHED`    |
+//! | `ShutDown`                     | `Error`                         | `SSE_SHUT_DOWN`        |
+//! | `Io`                           | `Error`                         | `SSE_IO`               |
+//! | `Panic`, `NullPointer`         | `Error`                         | `SSE_PANIC`, `SSE_NULL_POINTER` |
+//!
+//! Every function here throws into the JavaScript environment and returns the
+//! `PendingException` error that tells napi-rs the exception is already set.
+
+use napi::{Env, JsError, JsRangeError, JsTypeError, Status};
+use sse_engine::{Error, ErrorKind};
+
+/// The stable `code` property of errors of this kind.
+pub(crate) fn code(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::NullPointer => "SSE_NULL_POINTER",
+        ErrorKind::InvalidArgument => "SSE_INVALID_ARGUMENT",
+        ErrorKind::InvalidUtf8 => "SSE_INVALID_UTF8",
+        ErrorKind::BadSocket => "SSE_BAD_SOCKET",
+        ErrorKind::NotFound => "SSE_NOT_FOUND",
+        ErrorKind::LimitReached => "SSE_LIMIT_REACHED",
+        ErrorKind::ShutDown => "SSE_SHUT_DOWN",
+        ErrorKind::Io => "SSE_IO",
+        ErrorKind::Panic => "SSE_PANIC",
+    }
+}
+
+/// The message JavaScript sees: the engine's message, which names the argument.
+fn message(err: &Error) -> String {
+    match err.kind() {
+        ErrorKind::ShutDown => "the engine is closed (close() was called)".to_string(),
+        _ => err.message().to_string(),
+    }
+}
+
+/// What the JavaScript exception is built from, and with which constructor.
+enum Constructor {
+    Error,
+    TypeError,
+    RangeError,
+}
+
+fn throw_with(env: &Env, constructor: Constructor, code: &str, message: String) -> napi::Error {
+    let error = napi::Error::new(code.to_string(), message.clone());
+    // SAFETY: `env` is the live environment of the current call (we are on the
+    // JavaScript thread, inside a Node-API callback).
+    unsafe {
+        match constructor {
+            Constructor::Error => JsError::from(error).throw_into(env.raw()),
+            Constructor::TypeError => JsTypeError::from(error).throw_into(env.raw()),
+            Constructor::RangeError => JsRangeError::from(error).throw_into(env.raw()),
+        }
+    }
+    napi::Error::new(Status::PendingException, message)
+}
+
+/// Throws `err` as the JavaScript error its kind maps to.
+pub(crate) fn throw(env: &Env, err: Error) -> napi::Error {
+    let constructor = match err.kind() {
+        ErrorKind::InvalidArgument | ErrorKind::InvalidUtf8 => Constructor::TypeError,
+        _ => Constructor::Error,
+    };
+    throw_with(env, constructor, code(err.kind()), message(&err))
+}
+
+/// Throws a `RangeError` for a number argument out of its range.
+pub(crate) fn range(env: &Env, message: impl Into<String>) -> napi::Error {
+    throw_with(
+        env,
+        Constructor::RangeError,
+        code(ErrorKind::InvalidArgument),
+        message.into(),
+    )
+}
+
+/// Converts an engine result, throwing its error.
+pub(crate) fn check<T>(env: &Env, result: sse_engine::Result<T>) -> napi::Result<T> {
+    result.map_err(|e| throw(env, e))
+}
+
+/// `Ok(Some(value))`, `Ok(None)` for `NotFound`, or the thrown error.
+pub(crate) fn found<T>(env: &Env, result: sse_engine::Result<T>) -> napi::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(throw(env, e)),
+    }
+}

@@ -1,0 +1,78 @@
+// Type-checked by test/types.test.js (tsc --noEmit): every export in use.
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import express from 'express';
+import Fastify from 'fastify';
+import {
+  Engine,
+  VERSION,
+  DISCONNECT_REASONS,
+  type ChannelInfo,
+  type ClientInfo,
+  type ConnectMode,
+  type DisconnectReason,
+  type SseError,
+  type Stats,
+} from 'sse-engine';
+import { sse, resolveOptions } from 'sse-engine/express';
+import { ssePlugin } from 'sse-engine/fastify';
+
+const engine = new Engine({ heartbeatMs: 0, history: { maxEvents: 10 }, gapEvent: null, writeTimeoutMs: false });
+const version: string = VERSION;
+const reasons: readonly DisconnectReason[] = DISCONNECT_REASONS;
+
+engine.on('connect', (id: number, mode: ConnectMode) => void [id, mode]);
+engine.on('disconnect', (id: number, reason: DisconnectReason) => void [id, reason]);
+engine.on('gap', (id: number) => void id);
+
+http.createServer((req, res) => {
+  const id: number = engine.connect(req, res, { channels: ['a'], user: 'u', metadata: { role: 'admin' } });
+  const mode: ConnectMode | null = engine.modeOf(id);
+  void mode;
+});
+http2.createSecureServer({}, (req, res) => {
+  engine.connect(req, res, { channels: 'a', mode: 'stream', headers: [['X-A', '1']] });
+});
+
+const sent: boolean = engine.send(1, { any: 'json' }, { event: 'e', id: '1', retry: 10 });
+const counts: number[] = [
+  engine.sendToUser('u', 'x'),
+  engine.broadcast('a', Buffer.from('x')),
+  engine.broadcastAll('x'),
+  engine.broadcastWhere('a', { role: { $in: ['admin'] } }, 'x'),
+  engine.clientCount(),
+  engine.channelCount('a'),
+  engine.userCount('u'),
+  engine.closeChannel('a', { disconnect: true }),
+  engine.removeEmptyChannels(),
+];
+const flags: boolean[] = [
+  engine.subscribe(1, 'b'),
+  engine.unsubscribe(1, 'b'),
+  engine.disconnect(1),
+  engine.setMetadata(1, null),
+];
+const client: ClientInfo | null = engine.getClient(1);
+const lists: ClientInfo[][] = [engine.clients(), engine.clientsIn('a'), engine.clientsOf('u')];
+const channels: ChannelInfo[] = engine.channels();
+engine.configureChannel('a', { maxEvents: 5, maxAgeMs: 1000 });
+const stats: Stats = engine.stats();
+const open: number = stats.connections_open + stats.disconnects.slow;
+const text: string = engine.metrics();
+engine.ref().unref();
+const done: Promise<void> = engine.close({ timeoutMs: 100, lastEvent: { data: 'bye', event: 'bye' } });
+const closed: boolean = engine.closed;
+done.catch((err: SseError) => err.code === 'SSE_SHUT_DOWN');
+
+const app = express();
+app.get('/events', sse(engine, { channels: (req) => [String(req.url)], user: async () => 'u', onConnect: (id) => void id }));
+void resolveOptions({ channels: ['a'] }, {} as http.IncomingMessage, {} as http.ServerResponse);
+
+const fastify = Fastify();
+fastify.register(ssePlugin, { engine });
+fastify.get('/events', (_request, reply) => {
+  const id: number | null = reply.sse({ channels: ['a'] });
+  void id;
+});
+
+void [version, reasons, sent, counts, flags, client, lists, channels, open, text, closed];

@@ -88,6 +88,12 @@ export interface ConnectInput {
 export declare function disconnectReasons(): Array<string>
 
 /**
+ * Response headers the engine writes itself (lower case): a framework's values for
+ * them are dropped at hand-over.
+ */
+export declare function engineHeaders(): Array<string>
+
+/**
  * Engine settings (`Config`), as the JavaScript layer passes them. Durations are in
  * milliseconds; a heartbeat or write timeout of 0 turns it off.
  */

@@ -837,4 +837,5 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.disconnectReasons = nativeBinding.disconnectReasons
+module.exports.engineHeaders = nativeBinding.engineHeaders
 module.exports.VERSION = nativeBinding.VERSION

@@ -14,6 +14,7 @@
 
 const { validateHeaderName, validateHeaderValue } = require('node:http');
 const { argValue, stateError } = require('./errors');
+const native = require('../native.js');
 
 // Node's own helper that releases an HTTP parser (the one its upgrade path uses).
 let freeParser = null;
@@ -23,18 +24,9 @@ try {
   // A runtime without it: the parser is left to the garbage collector.
 }
 
-/**
- * Response headers the engine writes itself (engine/src/config.rs, ENGINE_HEADERS);
- * when the framework set them on `res`, the engine's values win.
- */
-const ENGINE_HEADERS = new Set([
-  'content-type',
-  'cache-control',
-  'connection',
-  'x-accel-buffering',
-  'content-length',
-  'transfer-encoding',
-]);
+/** Response headers the engine writes itself; when the framework set them on `res`,
+ * the engine's values win. */
+const ENGINE_HEADERS = new Set(native.engineHeaders());
 
 /** Connection-specific headers an HTTP/2 response must not carry (RFC 9113 §8.2.2). */
 const HTTP2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);

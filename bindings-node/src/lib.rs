@@ -36,6 +36,13 @@ pub fn disconnect_reasons() -> Vec<String> {
         .collect()
 }
 
+/// Response headers the engine writes itself (lower case): a framework's values for
+/// them are dropped at hand-over.
+#[napi]
+pub fn engine_headers() -> Vec<String> {
+    sse_engine::ENGINE_HEADERS.iter().map(|h| h.to_string()).collect()
+}
+
 /// One engine and the queue its lifecycle events reach JavaScript through.
 #[napi]
 pub struct NativeEngine {

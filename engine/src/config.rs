@@ -125,8 +125,9 @@ pub struct ConnectOptions {
     pub head_sent: bool,
 }
 
-/// Headers the engine always writes itself; a caller may not send them again.
-const ENGINE_HEADERS: [&str; 6] = [
+/// Headers the engine always writes itself (lower case); a caller may not send them
+/// again. Bindings drop these from the headers a framework already set on a response.
+pub const ENGINE_HEADERS: [&str; 6] = [
     "content-type",
     "cache-control",
     "connection",

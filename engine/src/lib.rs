@@ -32,7 +32,7 @@ mod shard;
 mod stats;
 mod sys;
 
-pub use config::{Config, ConnectOptions, MAX_THREADS, MIN_QUEUE_BYTES};
+pub use config::{Config, ConnectOptions, ENGINE_HEADERS, MAX_THREADS, MIN_QUEUE_BYTES};
 pub use directory::ChannelInfo;
 pub use engine::{Engine, DROP_FLUSH_DEADLINE};
 pub use error::{Error, ErrorKind, Result};

@@ -40,7 +40,10 @@ pub fn disconnect_reasons() -> Vec<String> {
 /// them are dropped at hand-over.
 #[napi]
 pub fn engine_headers() -> Vec<String> {
-    sse_engine::ENGINE_HEADERS.iter().map(|h| h.to_string()).collect()
+    sse_engine::ENGINE_HEADERS
+        .iter()
+        .map(|h| h.to_string())
+        .collect()
 }
 
 /// One engine and the queue its lifecycle events reach JavaScript through.

@@ -6,7 +6,7 @@ VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 CARGO    ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup demo test lint header header-check test-rust test-c test-node bench bench-storm bench-smoke lib pc install clean
+.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python bench bench-storm bench-smoke lib pc install clean
 
 setup:
 	@bash .ci/setup
@@ -16,8 +16,8 @@ demo: setup
 	$(CARGO) run --quiet -p sse-demo-clock -- $(PORT)
 
 ## Every test: formatting, lints, header drift, Rust tests, C tests under ASan/UBSan,
-## the Node binding's tests.
-test: setup lint header-check test-rust test-c test-node
+## the Node and Python bindings' tests.
+test: setup lint header-check test-rust test-c test-node test-python
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -40,6 +40,9 @@ test-c:
 
 test-node:
 	bash bindings-node/run-tests.sh
+
+test-python:
+	bash bindings-python/run-tests.sh
 
 ## The fan-out benchmark against the naive reference (10,000 clients x 20 x 64 B).
 bench: setup

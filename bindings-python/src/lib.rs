@@ -1,1 +1,502 @@
-//! Python binding of sse-engine (PyO3). Filled in by the Python binding issue.
+//! Python binding of sse-engine: the native module `sse_engine._native`.
+//!
+//! A thin PyO3 class over `Arc<Engine>`. It converts values, maps errors (in
+//! [`errors`], the one error adapter), releases the GIL around every engine call, and
+//! hands lifecycle events to Python: the engine's handler (on a reactor thread) only
+//! pushes them into a channel, which a Python thread owned by the `sse_engine` package
+//! drains with [`NativeEngine::next_events`] (waiting with the GIL released) before it
+//! runs the callbacks holding the GIL. No engine logic lives here; the Pythonic API
+//! (serialization, socket hand-over, callbacks, framework integrations) is in
+//! `python/sse_engine/`.
+
+mod convert;
+mod errors;
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use sse_engine::{
+    Config, ConnectOptions, DisconnectReason, Engine, Event, HistoryLimits, LifecycleEvent,
+};
+
+use errors::{found, IntoPy};
+
+/// The last event of `shutdown`: (data, event name, id, retry).
+type LastEvent = (String, Option<String>, Option<String>, Option<u64>);
+
+/// Most lifecycle events handed to Python in one batch.
+const MAX_EVENT_BATCH: usize = 4096;
+
+/// The native engine handle. Every method may be called from any Python thread; each
+/// releases the GIL while the engine works or waits.
+#[pyclass(module = "sse_engine._native", name = "NativeEngine", frozen)]
+struct NativeEngine {
+    engine: Arc<Engine>,
+    /// Lifecycle events from the reactor threads, once `enable_events` installed the handler.
+    events: Mutex<Option<Receiver<LifecycleEvent>>>,
+}
+
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a non-negative, finite number of seconds, got {value}"
+        ))
+    })
+}
+
+fn optional_seconds(name: &str, value: Option<f64>) -> PyResult<Option<Duration>> {
+    value.map(|v| seconds(name, v)).transpose()
+}
+
+/// Reads the engine options (keyword arguments of `Engine(...)`). An option left out
+/// keeps the engine's default; `None` turns off what can be turned off.
+fn config_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
+    let mut config = Config::default();
+    let Some(options) = options else {
+        return Ok(config);
+    };
+    for (key, value) in options.iter() {
+        let key: String = key.extract()?;
+        // Keeps the exception type (TypeError, OverflowError...) and names the option.
+        let wrong = |e: PyErr| {
+            let py = options.py();
+            PyErr::from_type(e.get_type(py), format!("option {key}: {}", e.value(py)))
+        };
+        match key.as_str() {
+            "threads" => config.threads = value.extract().map_err(wrong)?,
+            "heartbeat" => {
+                config.heartbeat = optional_seconds("heartbeat", value.extract().map_err(wrong)?)?
+            }
+            "retry" => config.retry = value.extract().map_err(wrong)?,
+            "max_queue_bytes" => config.max_queue_bytes = value.extract().map_err(wrong)?,
+            "max_clients" => config.max_clients = value.extract().map_err(wrong)?,
+            "max_clients_per_channel" => {
+                config.max_clients_per_channel = value.extract().map_err(wrong)?
+            }
+            "write_timeout" => {
+                config.write_timeout =
+                    optional_seconds("write_timeout", value.extract().map_err(wrong)?)?
+            }
+            "busy_retry_after" => config.busy_retry_after_secs = value.extract().map_err(wrong)?,
+            "auto_ids" => config.auto_ids = value.extract().map_err(wrong)?,
+            "history_size" => config.history.max_events = value.extract().map_err(wrong)?,
+            "history_age" => {
+                config.history.max_age = seconds("history_age", value.extract().map_err(wrong)?)?
+            }
+            "max_replay" => config.max_replay = value.extract().map_err(wrong)?,
+            "gap_event" => config.gap_event = value.extract().map_err(wrong)?,
+            other => {
+                return Err(PyTypeError::new_err(format!(
+                    "unknown engine option {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(config)
+}
+
+fn event(data: String, name: Option<String>, id: Option<String>, retry: Option<u64>) -> Event {
+    Event {
+        event: name,
+        id,
+        retry,
+        data,
+    }
+}
+
+fn reason_name(reason: DisconnectReason) -> &'static str {
+    reason.as_str()
+}
+
+#[pymethods]
+impl NativeEngine {
+    /// Starts an engine. Keyword options: threads, heartbeat (seconds or None), retry
+    /// (ms), max_queue_bytes, max_clients, max_clients_per_channel, write_timeout
+    /// (seconds or None), busy_retry_after (seconds), auto_ids, history_size,
+    /// history_age (seconds), max_replay, gap_event (name or None).
+    #[new]
+    #[pyo3(signature = (**options))]
+    fn new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let config = config_from(options)?;
+        let engine = py.detach(|| Engine::start(config)).py_err()?;
+        Ok(NativeEngine {
+            engine: Arc::new(engine),
+            events: Mutex::new(None),
+        })
+    }
+
+    /// Takes over a connected TCP socket fd; returns the client id.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (fd, channels, user, metadata, headers, last_event_id, retry, head_sent))]
+    fn connect_fd(
+        &self,
+        py: Python<'_>,
+        fd: i32,
+        channels: Vec<String>,
+        user: Option<String>,
+        metadata: Option<String>,
+        headers: Vec<(String, String)>,
+        last_event_id: Option<String>,
+        retry: Option<u64>,
+        head_sent: bool,
+    ) -> PyResult<u64> {
+        let options = ConnectOptions {
+            channels,
+            user,
+            metadata,
+            headers,
+            last_event_id,
+            retry,
+            head_sent,
+        };
+        py.detach(|| self.engine.connect_fd(fd, &options)).py_err()
+    }
+
+    /// Registers a stream-mode client (the host writes the bytes); returns its id.
+    #[pyo3(signature = (channels, user, metadata, last_event_id, retry))]
+    fn connect_stream(
+        &self,
+        py: Python<'_>,
+        channels: Vec<String>,
+        user: Option<String>,
+        metadata: Option<String>,
+        last_event_id: Option<String>,
+        retry: Option<u64>,
+    ) -> PyResult<u64> {
+        let options = ConnectOptions {
+            channels,
+            user,
+            metadata,
+            last_event_id,
+            retry,
+            ..ConnectOptions::default()
+        };
+        py.detach(|| self.engine.connect_stream(&options)).py_err()
+    }
+
+    /// Up to `max_bytes` queued for a stream-mode client (maybe empty); None once the
+    /// client is gone.
+    fn take_stream<'py>(
+        &self,
+        py: Python<'py>,
+        client: u64,
+        max_bytes: usize,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let taken = found(py.detach(|| self.engine.take_stream(client, max_bytes)))?;
+        Ok(taken.map(|bytes| PyBytes::new(py, &bytes)))
+    }
+
+    /// The response of a stream-mode client ended. False when the client is unknown.
+    fn close_stream(&self, py: Python<'_>, client: u64) -> PyResult<bool> {
+        Ok(found(py.detach(|| self.engine.close_stream(client)))?.is_some())
+    }
+
+    /// Sends to one client. False when no such client is connected.
+    #[pyo3(signature = (client, data, event_name, id, retry))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        client: u64,
+        data: String,
+        event_name: Option<String>,
+        id: Option<String>,
+        retry: Option<u64>,
+    ) -> PyResult<bool> {
+        let ev = event(data, event_name, id, retry);
+        Ok(found(py.detach(|| self.engine.send_to_client(client, &ev)))?.is_some())
+    }
+
+    #[pyo3(signature = (user, data, event_name, id, retry))]
+    fn send_to_user(
+        &self,
+        py: Python<'_>,
+        user: String,
+        data: String,
+        event_name: Option<String>,
+        id: Option<String>,
+        retry: Option<u64>,
+    ) -> PyResult<usize> {
+        let ev = event(data, event_name, id, retry);
+        py.detach(|| self.engine.send_to_user(&user, &ev)).py_err()
+    }
+
+    #[pyo3(signature = (channel, data, event_name, id, retry))]
+    fn broadcast(
+        &self,
+        py: Python<'_>,
+        channel: String,
+        data: String,
+        event_name: Option<String>,
+        id: Option<String>,
+        retry: Option<u64>,
+    ) -> PyResult<usize> {
+        let ev = event(data, event_name, id, retry);
+        py.detach(|| self.engine.broadcast(&channel, &ev)).py_err()
+    }
+
+    #[pyo3(signature = (data, event_name, id, retry))]
+    fn broadcast_all(
+        &self,
+        py: Python<'_>,
+        data: String,
+        event_name: Option<String>,
+        id: Option<String>,
+        retry: Option<u64>,
+    ) -> PyResult<usize> {
+        let ev = event(data, event_name, id, retry);
+        py.detach(|| self.engine.broadcast_all(&ev)).py_err()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (channel, filter, data, event_name, id, retry))]
+    fn broadcast_where(
+        &self,
+        py: Python<'_>,
+        channel: String,
+        filter: String,
+        data: String,
+        event_name: Option<String>,
+        id: Option<String>,
+        retry: Option<u64>,
+    ) -> PyResult<usize> {
+        let ev = event(data, event_name, id, retry);
+        py.detach(|| self.engine.broadcast_where(&channel, &filter, &ev))
+            .py_err()
+    }
+
+    /// False when the client was already a member, or is not connected.
+    fn subscribe(&self, py: Python<'_>, client: u64, channel: String) -> PyResult<bool> {
+        Ok(found(py.detach(|| self.engine.subscribe(client, &channel)))?.unwrap_or(false))
+    }
+
+    /// False when the client was not a member, or is not connected.
+    fn unsubscribe(&self, py: Python<'_>, client: u64, channel: String) -> PyResult<bool> {
+        Ok(found(py.detach(|| self.engine.unsubscribe(client, &channel)))?.unwrap_or(false))
+    }
+
+    /// False when no such client is connected.
+    fn disconnect(&self, py: Python<'_>, client: u64) -> PyResult<bool> {
+        Ok(found(py.detach(|| self.engine.disconnect(client)))?.is_some())
+    }
+
+    /// False when no such client is connected.
+    #[pyo3(signature = (client, metadata))]
+    fn set_metadata(
+        &self,
+        py: Python<'_>,
+        client: u64,
+        metadata: Option<String>,
+    ) -> PyResult<bool> {
+        let result = py.detach(|| self.engine.set_metadata(client, metadata.as_deref()));
+        Ok(found(result)?.is_some())
+    }
+
+    /// One client as a dict, or None when it is not connected.
+    fn get_client<'py>(&self, py: Python<'py>, client: u64) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match found(py.detach(|| self.engine.get_client(client)))? {
+            Some(info) => Ok(Some(convert::json_to_py(py, &info.to_json())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn clients<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let infos = py.detach(|| self.engine.clients()).py_err()?;
+        convert::client_list(py, &infos)
+    }
+
+    fn clients_in<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, PyList>> {
+        let infos = py.detach(|| self.engine.clients_in(&channel)).py_err()?;
+        convert::client_list(py, &infos)
+    }
+
+    fn clients_of<'py>(&self, py: Python<'py>, user: String) -> PyResult<Bound<'py, PyList>> {
+        let infos = py.detach(|| self.engine.clients_of(&user)).py_err()?;
+        convert::client_list(py, &infos)
+    }
+
+    fn channels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let infos = py.detach(|| self.engine.channels()).py_err()?;
+        let items = infos
+            .iter()
+            .map(|c| convert::json_to_py(py, &c.to_json()))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    fn client_count(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.engine.client_count()).py_err()
+    }
+
+    fn channel_count(&self, py: Python<'_>, channel: String) -> PyResult<usize> {
+        py.detach(|| self.engine.channel_count(&channel)).py_err()
+    }
+
+    fn user_count(&self, py: Python<'_>, user: String) -> PyResult<usize> {
+        py.detach(|| self.engine.user_count(&user)).py_err()
+    }
+
+    fn close_channel(&self, py: Python<'_>, channel: String, disconnect: bool) -> PyResult<usize> {
+        py.detach(|| self.engine.close_channel(&channel, disconnect))
+            .py_err()
+    }
+
+    fn remove_empty_channels(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.engine.remove_empty_channels()).py_err()
+    }
+
+    /// Sets a channel's history bounds (0 events or 0 seconds turns its history off).
+    fn configure_channel(
+        &self,
+        py: Python<'_>,
+        channel: String,
+        history_size: usize,
+        history_age: f64,
+    ) -> PyResult<()> {
+        let history = HistoryLimits {
+            max_events: history_size,
+            max_age: seconds("history_age", history_age)?,
+        };
+        py.detach(|| self.engine.configure_channel(&channel, history))
+            .py_err()
+    }
+
+    /// The configuration the engine runs with, as a dict of the options `Engine()` takes.
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        convert::config_dict(py, self.engine.config())
+    }
+
+    /// The counters as a dict (`disconnects` is a dict by reason).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = py.detach(|| self.engine.stats());
+        convert::stats_dict(py, &stats)
+    }
+
+    /// The counters in Prometheus text format.
+    fn metrics(&self, py: Python<'_>) -> String {
+        py.detach(|| self.engine.metrics())
+    }
+
+    /// Installs the lifecycle handler (once): from then on events queue up for
+    /// `next_events`.
+    fn enable_events(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            let mut slot = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_some() {
+                return Ok(());
+            }
+            let (tx, rx) = mpsc::channel::<LifecycleEvent>();
+            // Runs on a reactor thread: it only queues the event, never waits, never
+            // touches Python.
+            let handler = move |event: &LifecycleEvent| {
+                let _ = tx.send(*event);
+            };
+            self.engine.set_event_handler(Some(Arc::new(handler)))?;
+            *slot = Some(rx);
+            Ok(())
+        })
+        .py_err()
+    }
+
+    /// Waits up to `timeout` seconds (GIL released) for lifecycle events. Returns a
+    /// list of `(kind, client, reason)` tuples (kind: "connect", "disconnect", "gap",
+    /// "readable"; reason: the disconnect reason, else None), empty on timeout, or None
+    /// once the engine has stopped and every event was handed out.
+    fn next_events<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let timeout = seconds("timeout", timeout)?;
+        let batch = py.detach(|| {
+            let slot = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(rx) = slot.as_ref() else {
+                return Err("lifecycle events are not enabled (call enable_events first)");
+            };
+            let first = match rx.recv_timeout(timeout) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => return Ok(Some(Vec::new())),
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_EVENT_BATCH {
+                match rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
+            Ok(Some(batch))
+        });
+        let batch = batch.map_err(PyRuntimeError::new_err)?;
+        let Some(batch) = batch else {
+            return Ok(None);
+        };
+        let items = batch
+            .iter()
+            .map(|event| {
+                let (kind, reason) = match *event {
+                    LifecycleEvent::Connected { .. } => ("connect", None),
+                    LifecycleEvent::Disconnected { reason, .. } => {
+                        ("disconnect", Some(reason_name(reason)))
+                    }
+                    LifecycleEvent::Gap { .. } => ("gap", None),
+                    LifecycleEvent::Readable { .. } => ("readable", None),
+                };
+                PyTuple::new(
+                    py,
+                    [
+                        kind.into_pyobject(py)?.into_any(),
+                        event.client().into_pyobject(py)?.into_any(),
+                        reason.into_pyobject(py)?.into_any(),
+                    ],
+                )
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(Some(PyList::new(py, items)?))
+    }
+
+    /// In a child process after `fork()`: the engine's threads exist only in the parent,
+    /// so this handle must never shut the engine down or drop it (that would wait for
+    /// threads that are not there). Leaks one reference so it never is.
+    fn forget_after_fork(&self) {
+        std::mem::forget(self.engine.clone());
+    }
+
+    /// Stops taking clients, optionally sends a last event to everyone, flushes for up
+    /// to `timeout` seconds, closes every client and stops the reactor threads.
+    #[pyo3(signature = (timeout, last=None))]
+    fn shutdown(&self, py: Python<'_>, timeout: f64, last: Option<LastEvent>) -> PyResult<()> {
+        let deadline = seconds("timeout", timeout)?;
+        let last = last.map(|(data, name, id, retry)| event(data, name, id, retry));
+        py.detach(|| self.engine.shutdown_with(deadline, last.as_ref()))
+            .py_err()
+    }
+}
+
+/// The native half of the `sse_engine` package.
+#[pymodule]
+mod _native {
+    #[pymodule_export]
+    use super::NativeEngine;
+
+    #[pymodule_export]
+    use crate::errors::{ClientNotFoundError, EngineClosedError, LimitReachedError};
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("ENGINE_VERSION", sse_engine::VERSION)?;
+        m.add("DISCONNECT_REASONS", {
+            let names: Vec<&str> = sse_engine::DisconnectReason::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .collect();
+            names
+        })?;
+        Ok(())
+    }
+}

@@ -58,6 +58,9 @@ pub struct Engine {
     threads: Mutex<Vec<JoinHandle<()>>>,
     next_id: AtomicU64,
     closed: AtomicBool,
+    /// The process that started the reactor threads. After a `fork()` the child has
+    /// the engine's memory but none of its threads: waiting for them would hang.
+    pid: u32,
 }
 
 impl Engine {
@@ -111,6 +114,7 @@ impl Engine {
             threads: Mutex::new(threads),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            pid: std::process::id(),
         })
     }
 
@@ -275,6 +279,7 @@ impl Engine {
     /// It keeps working while a shutdown flushes (that is how stream-mode clients get
     /// their last bytes); after it, it returns `ShutDown`.
     pub fn take_stream(&self, client: ClientId, max_bytes: usize) -> Result<Bytes> {
+        self.check_same_process()?;
         if ON_REACTOR.with(Cell::get) {
             return Err(Error::invalid(
                 "take_stream cannot run inside an event handler (it runs on the reactor thread)",
@@ -575,9 +580,21 @@ impl Engine {
         self.query(Scope::User(user.into()))
     }
 
+    /// Calls that wait for a reactor must not run in a forked child (no reactor there).
+    fn check_same_process(&self) -> Result<()> {
+        if std::process::id() != self.pid {
+            return Err(Error::new(
+                ErrorKind::ShutDown,
+                "this engine was started in the parent process and has no threads after fork(): start one engine per process",
+            ));
+        }
+        Ok(())
+    }
+
     /// Queries wait for the reactors: not possible on a reactor thread itself.
     fn check_query_allowed(&self) -> Result<()> {
         self.check_open()?;
+        self.check_same_process()?;
         if ON_REACTOR.with(Cell::get) {
             return Err(Error::invalid(
                 "registry queries cannot run inside an event handler (it runs on the reactor thread)",
@@ -662,6 +679,7 @@ impl Engine {
                 "shutdown cannot be called from an event handler (it runs on the reactor thread)",
             ));
         }
+        self.check_same_process()?;
         if self.closed.swap(true, Ordering::SeqCst) {
             return Err(Error::shut_down());
         }
@@ -694,6 +712,10 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // In a forked child the threads (and sockets) are the parent's: leave them be.
+        if self.check_same_process().is_err() {
+            return;
+        }
         if !self.closed.swap(true, Ordering::SeqCst) {
             self.stop(Instant::now() + DROP_FLUSH_DEADLINE, None);
         }

@@ -1,0 +1,132 @@
+"""Taking a connected socket over from a Python server (design brief §4).
+
+A plain ``os.dup()`` is not enough: servers later call ``shutdown(SHUT_WR)`` on their
+socket object, and shutdown acts on the socket itself, not on one descriptor, so it
+would end the stream the engine now writes. Two safe ways:
+
+- ``detach``: the caller gives its ``socket.socket`` up. The engine gets a duplicate;
+  the object is detached and its descriptor closed (closing one of two descriptors
+  does nothing to the connection).
+- ``swap`` (the dup2-swap): for servers that keep using their object after the
+  handler returns (``http.server``, werkzeug, gunicorn). The engine gets a duplicate,
+  then the server's descriptor number is pointed (``dup2``) at a placeholder: one end
+  of a local socket pair whose other end, the *sink*, has shut its writing side. The
+  server's later reads see end-of-file at once, its writes go to the sink and are
+  discarded, and its ``shutdown``/``close`` act on the placeholder, never on the
+  client's connection. Sinks are closed once the server closed its end (checked
+  without a thread, on each later hand-over and at exit).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import List
+
+try:  # ssl is optional in some Python builds
+    import ssl
+
+    _SSL_SOCKET: tuple = (ssl.SSLSocket,)
+except ImportError:  # pragma: no cover
+    _SSL_SOCKET = ()
+
+__all__ = ["check_socket", "release_detach", "release_swap", "reap_sinks"]
+
+_TCP_FAMILIES = {socket.AF_INET, socket.AF_INET6}
+
+_sinks: List[socket.socket] = []
+_sinks_lock = threading.Lock()
+
+
+def check_socket(sock: object) -> None:
+    """Refuses, with a message naming the problem, what cannot be handed over.
+
+    The engine checks the descriptor again (connected TCP socket) when it takes it.
+    """
+    if _SSL_SOCKET and isinstance(sock, _SSL_SOCKET):
+        raise TypeError(
+            "cannot hand over an ssl.SSLSocket: the engine writes plain TCP and TLS state "
+            "lives in Python; use stream mode (sse_engine.integrations.asgi, or "
+            "Engine.connect_stream) or terminate TLS in a proxy"
+        )
+    if not isinstance(sock, socket.socket):
+        raise TypeError(
+            "connect() takes a socket.socket or an int file descriptor, "
+            f"not {type(sock).__name__}"
+        )
+    if sock.fileno() == -1:
+        raise ValueError("cannot hand over a closed socket")
+    if sock.family not in _TCP_FAMILIES:
+        raise ValueError(
+            f"cannot hand over a {sock.family.name} socket: only TCP (AF_INET, AF_INET6)"
+        )
+    if sock.type != socket.SOCK_STREAM:
+        raise ValueError(
+            f"cannot hand over a {sock.type.name} socket: only TCP (SOCK_STREAM)"
+        )
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError as e:  # pragma: no cover - every TCP socket answers this on Linux
+        raise ValueError(f"cannot inspect the socket: {e}") from None
+    if listening:
+        raise ValueError(
+            "cannot hand over a listening socket: hand over an accepted connection"
+        )
+
+
+def release_detach(sock: socket.socket) -> None:
+    """The caller gave the object up: detach it and close its descriptor.
+
+    The engine holds its own duplicate, so closing this one sends nothing to the peer.
+    """
+    fd = sock.detach()
+    os.close(fd)
+
+
+def release_swap(sock: socket.socket) -> None:
+    """The server keeps its object: point its descriptor at a placeholder."""
+    orig = sock.fileno()
+    placeholder, sink = socket.socketpair()
+    try:
+        # The server reads end-of-file at once; what it writes lands in the sink.
+        sink.shutdown(socket.SHUT_WR)
+        sink.setblocking(False)
+        # Same blocking mode as the server's object expects of its descriptor.
+        placeholder.settimeout(sock.gettimeout())
+        os.dup2(placeholder.fileno(), orig, inheritable=os.get_inheritable(orig))
+    except BaseException:
+        sink.close()
+        raise
+    finally:
+        placeholder.close()
+    with _sinks_lock:
+        _reap_locked()
+        _sinks.append(sink)
+
+
+def _reap_locked() -> None:
+    keep = []
+    for sink in _sinks:
+        try:
+            while True:
+                if not sink.recv(65536):
+                    sink.close()  # the server closed its placeholder
+                    break
+        except BlockingIOError:
+            keep.append(sink)  # still open on the server's side
+        except OSError:
+            sink.close()
+    _sinks[:] = keep
+
+
+def reap_sinks(close_all: bool = False) -> int:
+    """Closes the sinks whose placeholder the server closed (all of them with
+    ``close_all``). Returns how many are still open."""
+    with _sinks_lock:
+        _reap_locked()
+        if close_all:
+            for sink in _sinks:
+                sink.close()
+            _sinks.clear()
+        return len(_sinks)

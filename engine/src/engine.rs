@@ -644,6 +644,7 @@ impl Engine {
     /// the call returns at once, since the reactor cannot wait for itself).
     pub fn set_event_handler(&self, handler: Option<EventHandler>) -> Result<()> {
         self.check_open()?;
+        self.check_same_process()?;
         let (applied, wait) = mpsc::channel();
         self.to_every_shard(|| Command::SetHandler(handler.clone(), applied.clone()));
         drop(applied);

@@ -489,8 +489,8 @@ impl Directory {
 
     /// Takes every member out of `channel` (or, with `remove_clients`, forgets them:
     /// their shards disconnect them) and forgets the channel and its history.
-    /// Returns the members it had.
-    pub fn close_channel(&mut self, channel: &str, remove_clients: bool) -> Vec<ClientId> {
+    /// Returns how many members it had.
+    pub fn close_channel(&mut self, channel: &str, remove_clients: bool) -> usize {
         let members: Vec<ClientId> = self
             .clients
             .iter()
@@ -505,7 +505,7 @@ impl Directory {
             }
         }
         self.forget_channel(channel);
-        members
+        members.len()
     }
 
     /// Forgets channels without members, with their history and settings.

@@ -534,7 +534,7 @@ impl Engine {
         });
         drop(directory);
         self.wake_every_shard();
-        Ok(members.len())
+        Ok(members)
     }
 
     /// Forgets every channel without members, with its history and settings. Returns

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+import os
+from typing import Any, List, Optional, Tuple
 from urllib.parse import parse_qs
 
-__all__ = ["SSE_HEADERS", "resume_id", "FROM_REQUEST"]
+from .._native import LimitReachedError
+
+__all__ = ["SSE_HEADERS", "resume_id", "FROM_REQUEST", "connect_dup"]
 
 #: Response headers of an event stream (what the engine writes itself in raw mode).
 SSE_HEADERS: List[Tuple[str, str]] = [
@@ -34,3 +37,19 @@ def resume_id(header: Optional[str], query_string: str = "") -> Optional[str]:
         if values:
             return values[-1]
     return None
+
+
+def connect_dup(engine: Any, fileno: int, **options: Any) -> Optional[int]:
+    """Hands a ``dup()`` of the server's descriptor to the engine; the server then closes
+    its own descriptor (without ``shutdown``). Returns the client id, or ``None`` when a
+    limit refused the client (the engine answered 503 and closed its duplicate). On any
+    other error the duplicate is closed and the error raised: the server still owns the
+    connection and can answer."""
+    fd = os.dup(fileno)
+    try:
+        return engine.connect(fd, **options)
+    except LimitReachedError:
+        return None
+    except BaseException:
+        os.close(fd)
+        raise

@@ -16,12 +16,10 @@ request as served. TLS connections cannot be handed over: use stream mode.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterable, Optional, Union
 
 from .._engine import Engine, Headers
-from .._native import LimitReachedError
-from ._common import FROM_REQUEST, resume_id
+from ._common import FROM_REQUEST, connect_dup, resume_id
 
 __all__ = ["handover", "response"]
 
@@ -54,23 +52,16 @@ def handover(
         raise RuntimeError("this transport exposes no socket")
     if last_event_id is FROM_REQUEST:
         last_event_id = resume_id(request.headers.get("Last-Event-ID"), request.query_string)
-    fd = os.dup(sock.fileno())
-    client: Optional[int]
-    try:
-        client = engine.connect(
-            fd,
-            channels=channels,
-            user=user,
-            metadata=metadata,
-            headers=headers,
-            last_event_id=last_event_id,
-            retry=retry,
-        )
-    except LimitReachedError:
-        client = None  # the engine answered 503 and closed its descriptor
-    except BaseException:
-        os.close(fd)
-        raise
+    client = connect_dup(
+        engine,
+        sock.fileno(),
+        channels=channels,
+        user=user,
+        metadata=metadata,
+        headers=headers,
+        last_event_id=last_event_id,
+        retry=retry,
+    )
     # Stops asyncio reading, then closes its descriptor (no shutdown): the engine's
     # duplicate keeps the connection.
     transport.close()

@@ -15,12 +15,10 @@ HTTP/1.1 only; TLS connections cannot be handed over (use stream mode).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterable, Optional, Union
 
 from .._engine import Engine, Headers
-from .._native import LimitReachedError
-from ._common import FROM_REQUEST, resume_id
+from ._common import FROM_REQUEST, connect_dup, resume_id
 
 __all__ = ["handover"]
 
@@ -55,23 +53,16 @@ def handover(
     if last_event_id is FROM_REQUEST:
         query = request.query
         last_event_id = resume_id(request.headers.get("Last-Event-ID"), query)
-    fd = os.dup(stream.socket.fileno())
-    client: Optional[int]
-    try:
-        client = engine.connect(
-            fd,
-            channels=channels,
-            user=user,
-            metadata=metadata,
-            headers=headers,
-            last_event_id=last_event_id,
-            retry=retry,
-        )
-    except LimitReachedError:
-        client = None  # the engine answered 503 and closed its descriptor
-    except BaseException:
-        os.close(fd)
-        raise
+    client = connect_dup(
+        engine,
+        stream.socket.fileno(),
+        channels=channels,
+        user=user,
+        metadata=metadata,
+        headers=headers,
+        last_event_id=last_event_id,
+        retry=retry,
+    )
     detached = handler.detach()
     # Removes the descriptor from the IOLoop and closes it (no shutdown).
     detached.close()

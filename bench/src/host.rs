@@ -1,4 +1,4 @@
-//! The benchmark host: `sse-bench-host --kind engine|naive [--port P] [--threads T]
+//! The benchmark host: `sse-bench-host --kind engine|naive|floor [--port P] [--threads T]
 //! [--watch-stdin]` (also run by `sse-loadgen` as `sse-loadgen --serve-host …`, so the
 //! host is always built from the same source as the load generator).
 //!
@@ -7,12 +7,14 @@
 //! - `GET /sse`: becomes an SSE stream on channel `bench`. `engine` hands the socket to
 //!   `sse_engine`, with the `Last-Event-ID` request header (or a `lastEventId` query
 //!   parameter) as `ConnectOptions::last_event_id`, so a reconnecting client gets what
-//!   it missed replayed from history; `naive` writes the response head itself and
-//!   keeps the socket (it has no history).
+//!   it missed replayed from history; `naive` and `floor` write the response head
+//!   themselves and keep the socket (they have no history).
 //! - `GET /burst?count=M&size=S`: publishes M events of S bytes whose data starts with the
 //!   send time (decimal nanoseconds since the UNIX epoch), then answers `200` with an
 //!   empty body. `engine` calls `Engine::broadcast` M times in a tight loop; `naive` does
-//!   one blocking `send()` per event per client, on this one thread.
+//!   one blocking `send()` per event per client, on this one thread; `floor` (the
+//!   coalesced floor: what one thread can do at best) encodes the M frames once into one
+//!   buffer and does one blocking `send()` of that buffer per client.
 //! - `GET /pace?rate=R&seconds=S&size=B` (engine only): publishes round(R × S) events
 //!   of B bytes, the i-th due at i / R seconds after the request, on a thread of its
 //!   own (the accept thread goes on accepting), each stamped with its send time; then
@@ -36,7 +38,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use sse_engine::{Config, ConnectOptions, Engine, Event};
 
 const USAGE: &str =
-    "usage: sse-bench-host --kind engine|naive [--port P] [--threads T] [--watch-stdin]";
+    "usage: sse-bench-host --kind engine|naive|floor [--port P] [--threads T] [--watch-stdin]";
 /// Largest burst (or paced run) accepted in one request.
 const MAX_BURST_EVENTS: usize = 1_000_000;
 /// Highest publishing rate `/pace` accepts, in events per second.
@@ -49,6 +51,7 @@ const NAIVE_HEAD: &[u8] =
 enum Kind {
     Engine,
     Naive,
+    Floor,
 }
 
 struct Args {
@@ -71,7 +74,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 kind = Some(match value("--kind")?.as_str() {
                     "engine" => Kind::Engine,
                     "naive" => Kind::Naive,
-                    other => return Err(format!("unknown --kind {other:?} (engine or naive)")),
+                    "floor" => Kind::Floor,
+                    other => {
+                        return Err(format!("unknown --kind {other:?} (engine, naive or floor)"))
+                    }
                 })
             }
             "--port" => {
@@ -102,8 +108,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
 enum Host {
     /// Shared with the threads of `/pace`.
     Engine(Arc<Engine>),
-    /// The naive reference: every client socket, written with blocking `send()`s.
-    Naive(Vec<TcpStream>),
+    /// A reference of our own: every client socket, written with blocking `send()`s.
+    Plain(Reference, Vec<TcpStream>),
+}
+
+/// The references written without the engine.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reference {
+    /// One `send()` per event per client.
+    Naive,
+    /// One `send()` per client per burst, of every frame of the burst.
+    Floor,
 }
 
 /// Runs the host with its command-line arguments (without the program name).
@@ -136,7 +151,8 @@ fn run(args: impl IntoIterator<Item = String>) -> Result<(), String> {
                 Engine::start(config).map_err(|e| format!("engine start: {e}"))?,
             ))
         }
-        Kind::Naive => Host::Naive(Vec::new()),
+        Kind::Naive => Host::Plain(Reference::Naive, Vec::new()),
+        Kind::Floor => Host::Plain(Reference::Floor, Vec::new()),
     };
     if args.watch_stdin {
         std::thread::spawn(|| {
@@ -376,6 +392,13 @@ fn start_pace(engine: Arc<Engine>, mut stream: TcpStream, pace: Pace) -> Result<
         .map_err(|e| format!("spawn the pace thread: {e}"))
 }
 
+/// Appends one `data: <send time> xx…\n\n` frame.
+fn push_frame(buffer: &mut Vec<u8>, size: usize) {
+    buffer.extend_from_slice(b"data: ");
+    buffer.extend_from_slice(event_data(now_ns(), size).as_bytes());
+    buffer.extend_from_slice(b"\n\n");
+}
+
 /// `count` and `size` from `/burst?count=M&size=S`.
 fn burst_params(target: &str) -> Result<(usize, usize), String> {
     let query = target.split_once('?').map_or("", |(_, q)| q);
@@ -436,7 +459,7 @@ impl Host {
             },
             "/pace" => match (pace_params(target), &*self) {
                 (Ok(pace), Host::Engine(engine)) => start_pace(engine.clone(), stream, pace),
-                (Ok(_), Host::Naive(_)) => respond(
+                (Ok(_), Host::Plain(..)) => respond(
                     &mut stream,
                     "400 Bad Request",
                     "/pace needs the engine host\n",
@@ -472,7 +495,7 @@ impl Host {
                     .map_err(|e| format!("connect_fd: {e}"))?;
                 Ok(())
             }
-            Host::Naive(clients) => {
+            Host::Plain(_, clients) => {
                 // As the engine does: small frames leave at once rather than after an ACK.
                 stream
                     .set_nodelay(true)
@@ -497,26 +520,40 @@ impl Host {
                 }
                 Ok(())
             }
-            Host::Naive(clients) => {
-                let mut frame = Vec::with_capacity(size + 16);
+            Host::Plain(reference, clients) => {
                 let mut failed = 0usize;
-                for _ in 0..count {
-                    frame.clear();
-                    frame.extend_from_slice(b"data: ");
-                    frame.extend_from_slice(event_data(now_ns(), size).as_bytes());
-                    frame.extend_from_slice(b"\n\n");
-                    // One blocking send() of the whole frame per client: the reference loop.
-                    clients.retain_mut(|client| match client.write_all(&frame) {
+                // One blocking send() of the whole buffer per client, dropping the clients
+                // that fail.
+                let mut send_to_all = |buffer: &[u8]| {
+                    clients.retain_mut(|client| match client.write_all(buffer) {
                         Ok(()) => true,
                         Err(_) => {
                             failed += 1;
                             false
                         }
-                    });
+                    })
+                };
+                let frame_len = size + 8;
+                match reference {
+                    Reference::Naive => {
+                        let mut frame = Vec::with_capacity(frame_len);
+                        for _ in 0..count {
+                            frame.clear();
+                            push_frame(&mut frame, size);
+                            send_to_all(&frame);
+                        }
+                    }
+                    Reference::Floor => {
+                        let mut frames = Vec::with_capacity(frame_len * count);
+                        for _ in 0..count {
+                            push_frame(&mut frames, size);
+                        }
+                        send_to_all(&frames);
+                    }
                 }
                 if failed > 0 {
                     eprintln!(
-                        "sse-bench-host: naive burst dropped {failed} clients after write errors"
+                        "sse-bench-host: {reference:?} burst dropped {failed} clients after write errors"
                     );
                 }
                 Ok(())
@@ -545,7 +582,11 @@ impl Host {
                     s.gaps,
                 )
             }
-            Host::Naive(clients) => format!("kind naive\nconnections_open {}\n", clients.len()),
+            Host::Plain(reference, clients) => format!(
+                "kind {}\nconnections_open {}\n",
+                format!("{reference:?}").to_lowercase(),
+                clients.len()
+            ),
         }
     }
 }

@@ -10,11 +10,16 @@
 //! timestamp carried in each event. Prints per-run lines, a summary table and the
 //! engine/naive ratio (and one JSON line with `--json`).
 //!
+//! `sse-loadgen pace [options]`: the paced scenario (see [`pace`]): events published on a
+//! schedule, latency measured from the schedule, optionally with a share of clients that
+//! stop reading.
+//!
 //! `sse-loadgen storm [options]`: the reconnect storm (see [`storm`]): live clients'
 //! latency while paced events are published, without and then with storm clients that
 //! keep disconnecting and reconnecting with `Last-Event-ID`; replay throughput; and a
 //! check that every client got every event exactly once and in order.
 
+mod pace;
 mod storm;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -34,6 +39,7 @@ use sse_bench::{
 
 const USAGE: &str = "usage: sse-loadgen [burst] [--clients N=10000] [--events M=20] [--size S=64] \
 [--runs R=3] [--hosts engine,naive] [--host-cmd NAME=COMMAND]... [--threads T=1] [--timeout SECS=60] [--json]
+       sse-loadgen pace --help    (paced publishing, slow clients)
        sse-loadgen storm --help   (the reconnect storm)";
 /// File descriptors kept free for the poller, the burst connection, stdio and pipes.
 const FD_RESERVE: u64 = 64;
@@ -52,6 +58,8 @@ const READ_BUFFER: usize = 256 * 1024;
 enum Kind {
     Engine,
     Naive,
+    /// The coalesced floor: every event of a burst in one `send()` per client.
+    Floor,
     /// A host started from a command line given with `--host-cmd` (leaked: it lives for
     /// the whole run, and `Kind` stays `Copy`).
     External(&'static ExternalHost),
@@ -72,6 +80,7 @@ impl Kind {
         match self {
             Kind::Engine => "engine",
             Kind::Naive => "naive",
+            Kind::Floor => "floor",
             Kind::External(host) => host.name.as_str(),
         }
     }
@@ -87,9 +96,9 @@ fn parse_host_cmd(spec: &str) -> Result<ExternalHost, String> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid_name || matches!(name, "engine" | "naive") {
+    if !valid_name || matches!(name, "engine" | "naive" | "floor") {
         return Err(format!(
-            "--host-cmd name {name:?} must be letters, digits, - or _, and not engine or naive"
+            "--host-cmd name {name:?} must be letters, digits, - or _, and not engine, naive or floor"
         ));
     }
     if argv.is_empty() {
@@ -99,6 +108,63 @@ fn parse_host_cmd(spec: &str) -> Result<ExternalHost, String> {
         name: name.to_string(),
         argv,
     })
+}
+
+/// `--hosts` and `--host-cmd`, shared by the scenarios.
+#[derive(Default)]
+struct HostOptions {
+    names: Option<Vec<String>>,
+    external: Vec<ExternalHost>,
+}
+
+impl HostOptions {
+    /// Takes `--hosts A,B` or `--host-cmd NAME=COMMAND`.
+    fn take(&mut self, option: &str, value: String) -> Result<(), String> {
+        if option == "--hosts" {
+            self.names = Some(
+                value
+                    .split(',')
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            );
+            return Ok(());
+        }
+        let host = parse_host_cmd(&value)?;
+        if self.external.iter().any(|h| h.name == host.name) {
+            return Err(format!("--host-cmd {} given twice", host.name));
+        }
+        self.external.push(host);
+        Ok(())
+    }
+
+    /// The hosts in order: `--hosts` names engine, naive, floor or a `--host-cmd` host;
+    /// without it, the `--host-cmd` hosts run after engine and naive.
+    fn kinds(self) -> Result<Vec<Kind>, String> {
+        let names = self.names.unwrap_or_else(|| {
+            ["engine", "naive"]
+                .into_iter()
+                .map(str::to_string)
+                .chain(self.external.iter().map(|h| h.name.clone()))
+                .collect()
+        });
+        names
+            .iter()
+            .map(|h| match h.as_str() {
+                "engine" => Ok(Kind::Engine),
+                "naive" => Ok(Kind::Naive),
+                "floor" => Ok(Kind::Floor),
+                other => self
+                    .external
+                    .iter()
+                    .find(|e| e.name == other)
+                    .map(|e| Kind::External(Box::leak(Box::new(e.clone()))))
+                    .ok_or(format!(
+                        "unknown host kind {other:?} (engine, naive, floor, or a --host-cmd name)"
+                    )),
+            })
+            .collect()
+    }
 }
 
 struct Opts {
@@ -123,8 +189,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         timeout: Duration::from_secs(60),
         json: false,
     };
-    let mut host_names: Option<Vec<String>> = None;
-    let mut external: Vec<ExternalHost> = Vec::new();
+    let mut hosts = HostOptions::default();
     let mut args = args.iter().cloned();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -140,50 +205,13 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--runs" => opts.runs = number(&arg, value(&arg)?)?,
             "--threads" => opts.threads = number(&arg, value(&arg)?)?,
             "--timeout" => opts.timeout = Duration::from_secs(number(&arg, value(&arg)?)? as u64),
-            "--hosts" => {
-                host_names = Some(
-                    value(&arg)?
-                        .split(',')
-                        .filter(|h| !h.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                )
-            }
-            "--host-cmd" => {
-                let host = parse_host_cmd(&value(&arg)?)?;
-                if external.iter().any(|h: &ExternalHost| h.name == host.name) {
-                    return Err(format!("--host-cmd {} given twice", host.name));
-                }
-                external.push(host);
-            }
+            "--hosts" | "--host-cmd" => hosts.take(&arg, value(&arg)?)?,
             "--json" => opts.json = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    // `--hosts` names engine, naive or a `--host-cmd` host; without it, the `--host-cmd`
-    // hosts run after engine and naive.
-    let names = host_names.unwrap_or_else(|| {
-        ["engine", "naive"]
-            .into_iter()
-            .map(str::to_string)
-            .chain(external.iter().map(|h| h.name.clone()))
-            .collect()
-    });
-    opts.hosts = names
-        .iter()
-        .map(|h| match h.as_str() {
-            "engine" => Ok(Kind::Engine),
-            "naive" => Ok(Kind::Naive),
-            other => external
-                .iter()
-                .find(|e| e.name == other)
-                .map(|e| Kind::External(Box::leak(Box::new(e.clone()))))
-                .ok_or(format!(
-                    "unknown host kind {other:?} (engine, naive, or a --host-cmd name)"
-                )),
-        })
-        .collect::<Result<_, _>>()?;
+    opts.hosts = hosts.kinds()?;
     if opts.clients == 0 || opts.events == 0 || opts.runs == 0 || opts.hosts.is_empty() {
         return Err("--clients, --events, --runs and --hosts must be non-zero".into());
     }
@@ -206,6 +234,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some(SERVE_HOST) => return sse_bench::host::main(args.into_iter().skip(1)),
         Some("storm") => storm::run(&args[1..]),
+        Some("pace") => pace::run(&args[1..]),
         Some("burst") => run(&args[1..]),
         _ => run(&args),
     };
@@ -469,9 +498,21 @@ struct Client {
     request_sent: bool,
 }
 
-fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
+/// A started host with its clients streaming, and what that cost.
+struct Connected {
+    host: HostProcess,
+    poll: Poll,
+    events: Events,
+    clients: Vec<Client>,
+    rss_before: u64,
+    rss_idle: u64,
+    connect_seconds: f64,
+}
+
+/// Starts the host, connects `clients` SSE clients, waits [`SETTLE`] and reads the RSS.
+fn start_and_connect(kind: Kind, threads: usize, clients: usize) -> Result<Connected, String> {
     let tag = kind.name();
-    let mut host = HostProcess::spawn(kind, opts.threads)?;
+    let mut host = HostProcess::spawn(kind, threads)?;
     std::thread::sleep(Duration::from_millis(200));
     let rss_before = host.rss()?;
     println!(
@@ -483,18 +524,40 @@ fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
     let mut poll = Poll::new().map_err(|e| format!("create poller: {e}"))?;
     let mut events = Events::with_capacity(4096);
     let started = Instant::now();
-    let mut clients = connect_clients(&mut poll, &mut events, &mut host, opts.clients)
+    let connected = connect_clients(&mut poll, &mut events, &mut host, clients)
         .map_err(|e| blame_host(&mut host, e))?;
     let connect_seconds = started.elapsed().as_secs_f64();
     std::thread::sleep(SETTLE);
     let rss_idle = host.rss()?;
-    let per_idle = rss_idle.saturating_sub(rss_before) as f64 / opts.clients as f64;
+    let per_idle = rss_idle.saturating_sub(rss_before) as f64 / clients as f64;
     println!(
-        "[{tag}] {} clients streaming after {connect_seconds:.2} s; RSS {} → {} B per idle connection",
-        opts.clients,
+        "[{tag}] {clients} clients streaming after {connect_seconds:.2} s ({}/s); RSS {} → {} B per idle connection",
+        thousands(clients as f64 / connect_seconds.max(1e-9)),
         mib(rss_idle),
         per_idle.round()
     );
+    Ok(Connected {
+        host,
+        poll,
+        events,
+        clients: connected,
+        rss_before,
+        rss_idle,
+        connect_seconds,
+    })
+}
+
+fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
+    let tag = kind.name();
+    let Connected {
+        mut host,
+        mut poll,
+        mut events,
+        mut clients,
+        rss_before,
+        rss_idle,
+        connect_seconds,
+    } = start_and_connect(kind, opts.threads, opts.clients)?;
     let stats_before = http_get(host.port, "/stats")
         .map(|body| body.trim().replace('\n', ", "))
         .unwrap_or_default();
@@ -972,7 +1035,8 @@ fn json(opts: &Opts, reports: &[HostReport]) -> String {
                  \"p50_ns\":{:.0},\"p99_ns\":{:.0},\"max_ns\":{:.0},\"since_start_p50_ns\":{:.0},\
                  \"since_start_p99_ns\":{:.0},\"rss_before_bytes\":{},\
                  \"rss_idle_bytes\":{},\"rss_after_runs_bytes\":{},\"rss_per_idle_conn_bytes\":{:.1},\
-                 \"rss_per_conn_after_runs_bytes\":{:.1},\"connect_seconds\":{:.3},\"stats\":{},\"runs\":[{}]}}",
+                 \"rss_per_conn_after_runs_bytes\":{:.1},\"connect_seconds\":{:.3},\"connects_per_s\":{:.0},\
+                 \"stats\":{},\"runs\":[{}]}}",
                 r.kind.name(),
                 r.median_rate(),
                 rates.iter().copied().fold(f64::INFINITY, f64::min),
@@ -988,6 +1052,7 @@ fn json(opts: &Opts, reports: &[HostReport]) -> String {
                 r.rss_per_idle(opts.clients),
                 r.rss_per_conn_after(opts.clients),
                 r.connect_seconds,
+                opts.clients as f64 / r.connect_seconds.max(1e-9),
                 json_string(&r.stats),
                 runs.join(",")
             )

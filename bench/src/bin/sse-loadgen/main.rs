@@ -878,19 +878,50 @@ fn http_get(port: u16, path: &str) -> Result<String, String> {
         .set_read_timeout(Some(Duration::from_secs(300)))
         .map_err(|e| format!("set timeout: {e}"))?;
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .map_err(|e| format!("send {path}: {e}"))?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .map_err(|e| format!("read answer to {path}: {e}"))?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.lines().next().unwrap_or("");
+    let (status, body) = read_response(&mut stream).map_err(|e| format!("{path}: {e}"))?;
     if !status.starts_with("HTTP/1.1 200") {
         return Err(format!("{path} answered {status:?} {}", body.trim()));
     }
-    Ok(body.to_string())
+    Ok(body)
+}
+
+/// Reads one HTTP response: its status line and body. The body ends at `Content-Length`
+/// when there is one (some servers keep the connection open), else at end of stream.
+fn read_response(stream: &mut impl Read) -> Result<(String, String), String> {
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&response);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())
+                    .flatten()
+            });
+            if length.is_some_and(|n| body.len() >= n) {
+                let status = head.lines().next().unwrap_or("").to_string();
+                return Ok((status, body[..length.unwrap_or(0)].to_string()));
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read the answer: {e}")),
+        }
+    }
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Ok((
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    ))
 }
 
 fn ms(ns: u64) -> String {

@@ -17,7 +17,7 @@
 //! the clients (spread evenly) stop reading: the others' latency and the host's RSS
 //! are compared with the first phase.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream as StdTcpStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use mio::Poll;
 use sse_bench::{median, now_ns, quantile, raise_nofile_limit, MIN_EVENT_SIZE};
 
 use super::{
-    blame_host, http_get, ignore_eintr, json_string, mib, ms, own_cpu, read_client,
+    blame_host, http_get, ignore_eintr, json_string, mib, ms, own_cpu, read_client, read_response,
     start_and_connect, thousands, Client, Connected, HostOptions, HostProcess, Kind, FD_RESERVE,
     READ_BUFFER,
 };
@@ -330,7 +330,9 @@ fn start_pacer(
     rate: f64,
 ) -> JoinHandle<Result<u64, String>> {
     std::thread::spawn(move || {
-        let request = format!("GET /burst?count=1&size={size} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let request = format!(
+            "GET /burst?count=1&size={size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
         let mut pending = Vec::with_capacity(count);
         let mut late_max = Duration::ZERO;
         for k in 0..count {
@@ -351,13 +353,13 @@ fn start_pacer(
             stream
                 .set_read_timeout(Some(Duration::from_secs(120)))
                 .map_err(|e| format!("set timeout: {e}"))?;
-            let mut answer = Vec::new();
-            stream
-                .read_to_end(&mut answer)
-                .map_err(|e| format!("read the answer for event {k}: {e}"))?;
-            if !answer.starts_with(b"HTTP/1.1 200") {
-                let head = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
-                return Err(format!("event {k}: the host answered {head:?}"));
+            let (status, body) =
+                read_response(&mut stream).map_err(|e| format!("event {k}: {e}"))?;
+            if !status.starts_with("HTTP/1.1 200") {
+                return Err(format!(
+                    "event {k}: the host answered {status:?} {}",
+                    body.trim()
+                ));
             }
         }
         Ok(late_max.as_nanos() as u64)

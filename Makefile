@@ -6,7 +6,7 @@ VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 CARGO    ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python bench bench-storm bench-smoke lib pc install clean
+.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python bench bench-smoke bench-fanout bench-storm lib pc install clean
 
 setup:
 	@bash .ci/setup
@@ -44,16 +44,23 @@ test-node:
 test-python:
 	bash bindings-python/run-tests.sh
 
-## The fan-out benchmark against the naive reference (10,000 clients x 20 x 64 B).
+## The benchmark suite against the peers (every scenario, under 20 minutes): writes
+## docs/benchmarks/results.md, results.json and the SVG charts. BENCH_ARGS are passed on
+## (e.g. BENCH_ARGS="--scenarios burst-10k-64 --hosts engine,nchan").
 bench: setup
+	python3 bench/suite.py $(BENCH_ARGS)
+
+## The same suite at small sizes, one run each (under 2 minutes; CI runs it).
+bench-smoke: setup
+	python3 bench/suite.py --smoke $(BENCH_ARGS)
+
+## The fan-out burst alone, engine against the naive reference (10,000 clients x 20 x 64 B).
+bench-fanout: setup
 	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- $(BENCH_ARGS)
 
 ## Reconnect storm: replay throughput and live latency with and without the storm.
 bench-storm: setup
 	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- storm $(BENCH_ARGS)
-
-bench-smoke: setup
-	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- --clients 200 --events 5 --runs 1
 
 ## The C library (release) and a pkg-config file for the build tree in build/pkgconfig.
 lib:

@@ -13,7 +13,6 @@
 // - with --watch-stdin it exits when its stdin closes (the load generator died).
 
 const http = require('node:http');
-const { performance } = require('node:perf_hooks');
 
 const MAX_BURST_EVENTS = 1_000_000;
 const MAX_EVENT_SIZE = 1024 * 1024;
@@ -32,10 +31,46 @@ function parseArgs(argv) {
   return args;
 }
 
-/** Nanoseconds since the UNIX epoch (CLOCK_REALTIME at start + a monotonic clock), as text. */
+/**
+ * CLOCK_REALTIME − CLOCK_MONOTONIC (`process.hrtime.bigint()`) in nanoseconds, measured
+ * at a few edges of `Date.now()` (CLOCK_REALTIME truncated to milliseconds): when
+ * Date.now() steps to `ms`, the real-time clock crossed `ms` ms after the previous
+ * Date.now() call read it and before the current one returned, an hrtime window of a
+ * few hundred nanoseconds; the offset is taken at the window's middle, so its error is at
+ * most half the narrowest window seen (`errorNs`). Spins for about `edges` milliseconds.
+ *
+ * (`performance.timeOrigin + performance.now()` is off by the time Node took between
+ * reading its monotonic and its wall-clock origin at startup: usually a few to a few tens
+ * of µs, but milliseconds when the process is descheduled in between.)
+ */
+function calibrateRealtime(edges = 5) {
+  let best = null;
+  for (let i = 0; i < edges || (best.errorNs > 10_000n && i < 100); i++) {
+    let before = process.hrtime.bigint();
+    let prev = Date.now();
+    for (;;) {
+      const h0 = process.hrtime.bigint();
+      const ms = Date.now();
+      const h1 = process.hrtime.bigint();
+      if (ms > prev) {
+        const errorNs = (h1 - before + 1n) / 2n;
+        if (best === null || errorNs < best.errorNs) {
+          best = { offsetNs: BigInt(ms) * 1_000_000n - (before + h1) / 2n, errorNs };
+        }
+        break;
+      }
+      prev = ms;
+      before = h0;
+    }
+  }
+  return best;
+}
+
+const REALTIME = calibrateRealtime();
+
+/** Nanoseconds since the UNIX epoch (CLOCK_REALTIME, read through the monotonic clock), as text. */
 function nowNs() {
-  const micros = Math.round((performance.timeOrigin + performance.now()) * 1000);
-  return `${micros}000`;
+  return (process.hrtime.bigint() + REALTIME.offsetNs).toString();
 }
 
 /** The data of one benchmark event: the send time, a space, `x` padding up to `size` bytes. */
@@ -70,15 +105,16 @@ function pathOf(req) {
 }
 
 /**
- * Starts the host: `handler(req, res)` serves every request (an Express app or a
- * plain function). Prints READY once listening.
+ * Serves `server` (a `node:http` server, whatever handles its requests) as the host
+ * `name`: listens on 127.0.0.1 (--port, backlog 4096), prints READY once listening, and
+ * with --watch-stdin exits when stdin closes.
  */
-function start(name, handler) {
+function serve(name, server) {
   const args = parseArgs(process.argv.slice(2));
-  const server = http.createServer(handler);
   server.listen({ port: args.port, host: '127.0.0.1', backlog: 4096 }, () => {
     process.stdout.write(`READY port=${server.address().port} pid=${process.pid}\n`);
-    process.stderr.write(`${name}: listening on 127.0.0.1:${server.address().port} (node ${process.version})\n`);
+    process.stderr.write(`${name}: listening on 127.0.0.1:${server.address().port} (node ${process.version}; ` +
+      `event timestamps = CLOCK_MONOTONIC + offset calibrated to ±${REALTIME.errorNs} ns)\n`);
   });
   if (args.watchStdin) {
     process.stdin.on('data', () => {});
@@ -88,4 +124,12 @@ function start(name, handler) {
   return server;
 }
 
-module.exports = { burstParams, eventData, nowNs, parseArgs, pathOf, respond, start };
+/**
+ * Starts the host: `handler(req, res)` serves every request (an Express app or a
+ * plain function). Prints READY once listening.
+ */
+function start(name, handler) {
+  return serve(name, http.createServer(handler));
+}
+
+module.exports = { burstParams, eventData, nowNs, parseArgs, pathOf, respond, serve, start };

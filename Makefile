@@ -6,7 +6,7 @@ VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 CARGO    ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python bench bench-smoke bench-fanout bench-storm lib pc install clean
+.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python test-bench bench bench-smoke bench-fanout bench-storm lib pc install clean
 
 setup:
 	@bash .ci/setup
@@ -17,7 +17,7 @@ demo: setup
 
 ## Every test: formatting, lints, header drift, Rust tests, C tests under ASan/UBSan,
 ## the Node and Python bindings' tests.
-test: setup lint header-check test-rust test-c test-node test-python
+test: setup lint header-check test-rust test-c test-node test-python test-bench
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -43,6 +43,10 @@ test-node:
 
 test-python:
 	bash bindings-python/run-tests.sh
+
+## The benchmark report renderer's unit tests (the suite itself runs in bench-smoke).
+test-bench:
+	python3 -m unittest bench/test_report.py
 
 ## The benchmark suite against the peers (every scenario, under 20 minutes): writes
 ## docs/benchmarks/results.md, results.json and the SVG charts. BENCH_ARGS are passed on

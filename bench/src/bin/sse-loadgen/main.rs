@@ -47,6 +47,10 @@ const FD_RESERVE: u64 = 64;
 const MAX_CONNECTING: usize = 512;
 /// How long the host may take to accept every client.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+/// `SO_RCVBUF` of a client that will stop reading (the kernel doubles it): like a slow
+/// client across a real network, it holds little, so what it does not read stays with
+/// the host instead of in loopback's large autotuned buffers.
+const SMALL_RECEIVE_BUFFER: usize = 4096;
 /// Quiet time after connecting, before the idle RSS is read.
 const SETTLE: Duration = Duration::from_secs(1);
 /// Pause between two bursts.
@@ -509,8 +513,14 @@ struct Connected {
     connect_seconds: f64,
 }
 
-/// Starts the host, connects `clients` SSE clients, waits [`SETTLE`] and reads the RSS.
-fn start_and_connect(kind: Kind, threads: usize, clients: usize) -> Result<Connected, String> {
+/// Starts the host, connects `clients` SSE clients (those for which `small_window` is
+/// true with a [`SMALL_RECEIVE_BUFFER`]), waits [`SETTLE`] and reads the RSS.
+fn start_and_connect(
+    kind: Kind,
+    threads: usize,
+    clients: usize,
+    small_window: &dyn Fn(usize) -> bool,
+) -> Result<Connected, String> {
     let tag = kind.name();
     let mut host = HostProcess::spawn(kind, threads)?;
     std::thread::sleep(Duration::from_millis(200));
@@ -524,7 +534,7 @@ fn start_and_connect(kind: Kind, threads: usize, clients: usize) -> Result<Conne
     let mut poll = Poll::new().map_err(|e| format!("create poller: {e}"))?;
     let mut events = Events::with_capacity(4096);
     let started = Instant::now();
-    let connected = connect_clients(&mut poll, &mut events, &mut host, clients)
+    let connected = connect_clients(&mut poll, &mut events, &mut host, clients, small_window)
         .map_err(|e| blame_host(&mut host, e))?;
     let connect_seconds = started.elapsed().as_secs_f64();
     std::thread::sleep(SETTLE);
@@ -557,7 +567,7 @@ fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
         rss_before,
         rss_idle,
         connect_seconds,
-    } = start_and_connect(kind, opts.threads, opts.clients)?;
+    } = start_and_connect(kind, opts.threads, opts.clients, &|_| false)?;
     let stats_before = http_get(host.port, "/stats")
         .map(|body| body.trim().replace('\n', ", "))
         .unwrap_or_default();
@@ -651,6 +661,7 @@ fn connect_clients(
     events: &mut Events,
     host: &mut HostProcess,
     n: usize,
+    small_window: &dyn Fn(usize) -> bool,
 ) -> Result<Vec<Client>, String> {
     let target = SocketAddr::from(([127, 0, 0, 1], host.port));
     let mut clients: Vec<Client> = Vec::with_capacity(n);
@@ -660,7 +671,8 @@ fn connect_clients(
     while streaming < n {
         while clients.len() < n && connecting < MAX_CONNECTING {
             let index = clients.len();
-            let mut stream = open_client(index, target)
+            let receive_buffer = small_window(index).then_some(SMALL_RECEIVE_BUFFER);
+            let mut stream = open_client(index, target, receive_buffer)
                 .map_err(|e| format!("client {index}: connect to {target}: {e}"))?;
             poll.registry()
                 .register(
@@ -733,9 +745,18 @@ fn ignore_eintr(e: io::Error) -> io::Result<()> {
     }
 }
 
-/// A non-blocking socket bound to 127.0.0.(2 + index mod 253), connecting to `target`.
-fn open_client(index: usize, target: SocketAddr) -> io::Result<TcpStream> {
+/// A non-blocking socket bound to 127.0.0.(2 + index mod 253), connecting to `target`,
+/// with `SO_RCVBUF` set to `receive_buffer` if given (before connecting, so the window
+/// stays that small).
+fn open_client(
+    index: usize,
+    target: SocketAddr,
+    receive_buffer: Option<usize>,
+) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    if let Some(size) = receive_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
     socket.set_nonblocking(true)?;
     let source = Ipv4Addr::new(127, 0, 0, 2 + (index % 253) as u8);
     socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())?;

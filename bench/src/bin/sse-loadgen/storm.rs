@@ -427,7 +427,7 @@ impl Storm {
     }
 
     fn reconnect(&mut self, poll: &Poll, index: usize, now: Instant) -> Result<(), String> {
-        let mut stream = open_client(self.opened, self.target)
+        let mut stream = open_client(self.opened, self.target, None)
             .map_err(|e| format!("storm client {index}: connect: {e}"))?;
         self.opened += 1;
         poll.registry()
@@ -752,7 +752,7 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("create poller: {e}"))?;
     let mut events = Events::with_capacity(4096);
     let started = Instant::now();
-    let live = connect_clients(&mut poll, &mut events, &mut host, opts.live)
+    let live = connect_clients(&mut poll, &mut events, &mut host, opts.live, &|_| false)
         .map_err(|e| blame_host(&mut host, e))?;
     println!(
         "[storm] {} live clients streaming after {:.2} s",

@@ -949,7 +949,8 @@ def slow_section(results: Results) -> str:
         return "\n".join(out + ["Not measured in this run."])
     out += [f"`slow`: {describe(slow).removeprefix('paced: ')}. The same host and clients run "
             "twice: first everyone reads, then the stalled clients stop reading (they stay "
-            "connected). Latency is the reading clients' p99 from the schedule; RSS growth is the "
+            "connected, with a 4 KiB receive buffer from the start, so their backlog stays with "
+            "the host rather than in loopback's kernel buffers). Latency is the reading clients' p99 from the schedule; RSS growth is the "
             "host's RSS after the second phase − after the first, ÷ stalled clients.", ""]
     rows = []
     for name in results.rows(slow):

@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -221,7 +222,6 @@ def machine() -> dict:
         os_name = re.search(r'PRETTY_NAME="(.*)"', Path("/etc/os-release").read_text()).group(1)
     except (OSError, AttributeError):
         pass
-    import resource
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

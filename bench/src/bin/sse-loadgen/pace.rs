@@ -24,7 +24,7 @@ use std::net::TcpStream as StdTcpStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::Poll;
+use mio::{Events, Poll};
 use sse_bench::{median, now_ns, quantile, raise_nofile_limit, MIN_EVENT_SIZE};
 
 use super::{
@@ -228,7 +228,7 @@ fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
     let Connected {
         mut host,
         mut poll,
-        events: _,
+        mut events,
         mut clients,
         rss_before,
         rss_idle,
@@ -238,7 +238,15 @@ fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
     })?;
     let mut buf = vec![0u8; READ_BUFFER];
     let mut phases = Vec::new();
-    warm_up(&mut poll, &mut clients, &mut host, opts.size).map_err(|e| blame_host(&mut host, e))?;
+    warm_up(
+        &mut poll,
+        &mut events,
+        &mut clients,
+        &mut host,
+        opts.size,
+        &mut buf,
+    )
+    .map_err(|e| blame_host(&mut host, e))?;
     let stalled_phases = if opts.stalled_percent > 0 {
         vec![0, opts.stalled_percent]
     } else {
@@ -274,8 +282,16 @@ fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
             if index > 0 {
                 std::thread::sleep(BETWEEN_RUNS);
             }
-            let r = paced_run(&mut poll, &mut clients, &stalled, &mut host, opts, &mut buf)
-                .map_err(|e| blame_host(&mut host, e))?;
+            let r = paced_run(
+                &mut poll,
+                &mut events,
+                &mut clients,
+                &stalled,
+                &mut host,
+                opts,
+                &mut buf,
+            )
+            .map_err(|e| blame_host(&mut host, e))?;
             println!(
                 "[{tag}] {stalled_clients} stalled, run {}: {} of {} deliveries ({}/s), {}; \
                  from schedule p50 {} p99 {} max {}; after publishing p50 {} p99 {}; \
@@ -338,9 +354,11 @@ fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
 /// does not pay for the host's warm-up (JIT, allocator growth) alone.
 fn warm_up(
     poll: &mut Poll,
+    events: &mut Events,
     clients: &mut [Client],
     host: &mut HostProcess,
     size: usize,
+    buf: &mut [u8],
 ) -> Result<(), String> {
     for client in clients.iter_mut() {
         client.parser.reset_count();
@@ -348,8 +366,6 @@ fn warm_up(
     let port = host.port;
     let path = format!("/burst?count={WARM_UP_EVENTS}&size={size}");
     let trigger = std::thread::spawn(move || http_get(port, &path));
-    let mut events = mio::Events::with_capacity(4096);
-    let mut buf = vec![0u8; READ_BUFFER];
     let deadline = Instant::now() + WARM_UP_TIMEOUT;
     let done = |clients: &[Client]| {
         clients
@@ -363,20 +379,20 @@ fn warm_up(
                 WARM_UP_TIMEOUT.as_secs()
             ));
         }
-        poll.poll(&mut events, Some(Duration::from_millis(100)))
+        poll.poll(events, Some(Duration::from_millis(100)))
             .or_else(ignore_eintr)
             .map_err(|e| format!("poll: {e}"))?;
         if events.is_empty() {
             host.check_alive()?;
             if trigger.is_finished() {
                 for (index, client) in clients.iter_mut().enumerate() {
-                    read_client(client, index, &mut buf, |_| {})?;
+                    read_client(client, index, buf, |_| {})?;
                 }
             }
         }
         for event in events.iter() {
             let index = event.token().0;
-            read_client(&mut clients[index], index, &mut buf, |_| {})?;
+            read_client(&mut clients[index], index, buf, |_| {})?;
         }
     }
     trigger
@@ -434,6 +450,7 @@ fn start_pacer(
 
 fn paced_run(
     poll: &mut Poll,
+    events: &mut Events,
     clients: &mut [Client],
     stalled: &[bool],
     host: &mut HostProcess,
@@ -446,7 +463,6 @@ fn paced_run(
     for client in clients.iter_mut() {
         client.parser.reset_count();
     }
-    let mut events = mio::Events::with_capacity(4096);
     let mut from_slot: Vec<u64> = Vec::with_capacity(expected as usize);
     let mut from_stamp: Vec<u64> = Vec::with_capacity(expected as usize);
     let host_cpu_before = host.cpu()?;
@@ -483,7 +499,7 @@ fn paced_run(
         Ok(())
     };
     while total < expected && Instant::now() < deadline {
-        poll.poll(&mut events, Some(Duration::from_millis(100)))
+        poll.poll(events, Some(Duration::from_millis(100)))
             .or_else(ignore_eintr)
             .map_err(|e| format!("poll: {e}"))?;
         if events.is_empty() {

@@ -119,3 +119,15 @@ def watch_stdin(enabled: bool) -> None:
             os._exit(0)
 
     threading.Thread(target=watch, name="watch-stdin", daemon=True).start()
+
+
+def serve_asgi(app, port: int, watch: bool, name: str) -> None:
+    """Serves the ASGI ``app`` with uvicorn on the host's socket (READY line, stdin watch)."""
+    import uvicorn
+
+    sock = listen(port)
+    watch_stdin(watch)
+    ready(sock, name)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, backlog=4096,
+                            timeout_keep_alive=5)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -11,7 +11,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-import uvicorn  # noqa: E402
 from sse_starlette.sse import EventSourceResponse  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
@@ -62,14 +61,5 @@ async def stats(request):
 app = Starlette(routes=[Route("/sse", sse), Route("/burst", burst), Route("/stats", stats)])
 
 
-def main():
-    sock = common.listen(args.port)
-    common.watch_stdin(args.watch_stdin)
-    common.ready(sock, "sse-starlette (uvicorn)")
-    config = uvicorn.Config(app, log_level="warning", access_log=False, backlog=4096,
-                            timeout_keep_alive=5)
-    uvicorn.Server(config).run(sockets=[sock])
-
-
 if __name__ == "__main__":
-    main()
+    common.serve_asgi(app, args.port, args.watch_stdin, "sse-starlette (uvicorn)")

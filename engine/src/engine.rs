@@ -3,13 +3,13 @@
 use std::cell::Cell;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use mio::{Poll, Waker};
+use mio::Poll;
 
 use crate::config::{parse_metadata, Config, ConnectOptions, ValidatedConnect};
 use crate::directory::{ChannelInfo, Directory, Limits, ReplayBudget, ReplayPlan, Target};
@@ -19,7 +19,8 @@ use crate::filter::Filter;
 use crate::history::{HistoryLimits, IdFormat};
 use crate::lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent};
 use crate::registry::ClientInfo;
-use crate::shard::{Command, NewClient, Resume, Scope, Shard, Shared, WAKER};
+use crate::queue::{self, Outbox, MAX_WAIT};
+use crate::shard::{Command, NewClient, Resume, Scope, Shard, Shared};
 use crate::stats::{Counters, Stats};
 use crate::sys;
 
@@ -31,30 +32,10 @@ thread_local! {
     static ON_REACTOR: Cell<bool> = const { Cell::new(false) };
 }
 
-struct ShardHandle {
-    commands: Sender<Command>,
-    waker: Waker,
-    wake_pending: Arc<AtomicBool>,
-}
-
-impl ShardHandle {
-    fn send(&self, command: Command) {
-        // A closed queue means the shard already stopped; the command has nothing to act on.
-        let _ = self.commands.send(command);
-    }
-
-    /// Wakes the reactor unless a wake-up is already on its way.
-    fn wake(&self) {
-        if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            let _ = self.waker.wake();
-        }
-    }
-}
-
 /// A running SSE engine. All methods take `&self` and may be called from any thread.
 pub struct Engine {
     shared: Arc<Shared>,
-    shards: Vec<ShardHandle>,
+    shards: Vec<Outbox>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -79,21 +60,21 @@ impl Engine {
             )),
             counters: Counters::default(),
         });
-        let mut shards = Vec::with_capacity(config.threads);
-        let mut threads = Vec::with_capacity(config.threads);
+        // Built first so that a failure part-way drops it: `Drop` stops the reactors
+        // started so far, and every descriptor made for them is closed.
+        let mut engine = Engine {
+            shared,
+            shards: Vec::with_capacity(config.threads),
+            threads: Mutex::new(Vec::with_capacity(config.threads)),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            pid: std::process::id(),
+        };
         for index in 0..config.threads {
             let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
-            let waker =
-                Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;
-            let (commands, receiver) = mpsc::channel();
-            let wake_pending = Arc::new(AtomicBool::new(false));
-            let shard = Shard::new(
-                poll,
-                receiver,
-                wake_pending.clone(),
-                shared.clone(),
-                index == 0,
-            );
+            let (outbox, inbox) =
+                queue::channel(&poll).map_err(|e| Error::io("create waker", e))?;
+            let shard = Shard::new(poll, inbox, engine.shared.clone(), index == 0);
             let thread = std::thread::Builder::new()
                 .name(format!("sse-reactor-{index}"))
                 .spawn(move || {
@@ -101,21 +82,14 @@ impl Engine {
                     shard.run();
                 })
                 .map_err(|e| Error::io("spawn reactor thread", e))?;
-            shards.push(ShardHandle {
-                commands,
-                waker,
-                wake_pending,
-            });
-            threads.push(thread);
+            engine.shards.push(outbox);
+            engine
+                .threads
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(thread);
         }
-        Ok(Engine {
-            shared,
-            shards,
-            threads: Mutex::new(threads),
-            next_id: AtomicU64::new(1),
-            closed: AtomicBool::new(false),
-            pid: std::process::id(),
-        })
+        Ok(engine)
     }
 
     /// The configuration the engine runs with.
@@ -147,8 +121,20 @@ impl Engine {
         }
     }
 
-    fn shard_of(&self, client: ClientId) -> &ShardHandle {
+    fn shard_of(&self, client: ClientId) -> &Outbox {
         &self.shards[(client % self.shards.len() as u64) as usize]
+    }
+
+    /// Slows a publishing caller while a reactor is behind (see [`crate::queue`]). A
+    /// handler never waits: it runs on a reactor thread, which would wait for itself.
+    fn wait_for_room<'a>(&'a self, shards: impl IntoIterator<Item = &'a Outbox>) -> Result<()> {
+        if ON_REACTOR.with(Cell::get) {
+            return Ok(());
+        }
+        let deadline = Instant::now() + MAX_WAIT;
+        shards
+            .into_iter()
+            .try_for_each(|shard| shard.wait_for_room(deadline))
     }
 
     fn to_every_shard(&self, make: impl Fn() -> Command) {
@@ -328,6 +314,7 @@ impl Engine {
         self.check_open()?;
         validate_channel(channel)?;
         event.validate()?;
+        self.wait_for_room(&self.shards)?;
         let channel: Arc<str> = channel.into();
         let mut directory = self.directory();
         let published = directory.publish(Target::Channel(&channel), event, filter.as_ref());
@@ -351,6 +338,7 @@ impl Engine {
     pub fn send_to_client(&self, client: ClientId, event: &Event) -> Result<usize> {
         self.check_open()?;
         let frame = event.encode()?;
+        self.wait_for_room([self.shard_of(client)])?;
         let directory = self.directory();
         if !directory.contains(client) {
             return Err(Error::not_found(client));
@@ -368,6 +356,7 @@ impl Engine {
         self.check_open()?;
         validate_user(user)?;
         let frame = event.encode()?;
+        self.wait_for_room(&self.shards)?;
         self.count_published();
         let count = self.directory().user_count(user);
         if count > 0 {
@@ -403,6 +392,7 @@ impl Engine {
     pub fn broadcast_all(&self, event: &Event) -> Result<usize> {
         self.check_open()?;
         event.validate()?;
+        self.wait_for_room(&self.shards)?;
         let mut directory = self.directory();
         let published = directory.publish(Target::All, event, None);
         if published.count > 0 {
@@ -423,6 +413,7 @@ impl Engine {
     pub fn subscribe(&self, client: ClientId, channel: &str) -> Result<bool> {
         self.check_open()?;
         validate_channel(channel)?;
+        self.wait_for_room([self.shard_of(client)])?;
         let channel: Arc<str> = channel.into();
         let mut directory = self.directory();
         let added = directory.subscribe(client, &channel, self.limits())?;
@@ -439,6 +430,7 @@ impl Engine {
     pub fn unsubscribe(&self, client: ClientId, channel: &str) -> Result<bool> {
         self.check_open()?;
         validate_channel(channel)?;
+        self.wait_for_room([self.shard_of(client)])?;
         let mut directory = self.directory();
         let removed = directory.unsubscribe(client, channel)?;
         if removed {
@@ -508,6 +500,7 @@ impl Engine {
     pub fn set_metadata(&self, client: ClientId, metadata: Option<&str>) -> Result<()> {
         self.check_open()?;
         let metadata = metadata.map(parse_metadata).transpose()?.map(Arc::new);
+        self.wait_for_room([self.shard_of(client)])?;
         let directory = self.directory();
         if !directory.contains(client) {
             return Err(Error::not_found(client));
@@ -609,7 +602,7 @@ impl Engine {
     fn query(&self, scope: Scope) -> Result<Vec<ClientInfo>> {
         self.check_query_allowed()?;
         let (reply, answers) = mpsc::channel();
-        let shards: Vec<&ShardHandle> = match scope {
+        let shards: Vec<&Outbox> = match scope {
             Scope::One(client) => vec![self.shard_of(client)],
             _ => self.shards.iter().collect(),
         };
@@ -700,7 +693,7 @@ impl Engine {
             }
         }
         for shard in &self.shards {
-            let _ = shard.waker.wake();
+            shard.wake_now();
         }
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         if !ON_REACTOR.with(Cell::get) {

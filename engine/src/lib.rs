@@ -28,6 +28,7 @@ pub mod history;
 mod lifecycle;
 mod metrics;
 mod registry;
+mod queue;
 mod shard;
 mod stats;
 mod sys;

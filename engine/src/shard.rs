@@ -11,8 +11,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,13 +28,16 @@ use crate::directory::{Directory, Replay, ReplayBudget};
 use crate::event::heartbeat_frame;
 use crate::filter::Filter;
 use crate::lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent};
+use crate::queue::{Inbox, Next, WAKER};
 use crate::registry::ClientInfo;
 use crate::stats::Counters;
 use crate::sys;
 
-pub(crate) const WAKER: Token = Token(usize::MAX);
-/// Clients flushed between two looks at the command queue.
+/// Clients flushed in one turn of the reactor.
 const FLUSH_CHUNK: usize = 128;
+/// Most commands applied in one turn: between two turns the reactor flushes sockets,
+/// reads, runs timers and answers queries, whatever callers keep sending.
+const COMMAND_BATCH: usize = 64;
 /// Queue slots a drained client keeps; a larger queue is freed (32 bytes a slot).
 const IDLE_QUEUE_CAPACITY: usize = 8;
 /// How often expired history is dropped (and channels left with nothing are forgotten).
@@ -198,8 +200,7 @@ impl Conn {
 
 pub(crate) struct Shard {
     poll: Poll,
-    commands: Receiver<Command>,
-    wake_pending: Arc<AtomicBool>,
+    inbox: Inbox,
     shared: Arc<Shared>,
     handler: Option<EventHandler>,
     conns: Slab<Conn>,
@@ -222,8 +223,7 @@ impl Shard {
     /// shard of the engine does).
     pub fn new(
         poll: Poll,
-        commands: Receiver<Command>,
-        wake_pending: Arc<AtomicBool>,
+        inbox: Inbox,
         shared: Arc<Shared>,
         expires_history: bool,
     ) -> Shard {
@@ -232,8 +232,7 @@ impl Shard {
         let next_expiry = expires_history.then(|| now + HISTORY_EXPIRY);
         Shard {
             poll,
-            commands,
-            wake_pending,
+            inbox,
             shared,
             handler: None,
             conns: Slab::new(),
@@ -251,11 +250,18 @@ impl Shard {
         }
     }
 
-    /// Runs until shutdown completes (or the engine handle is gone).
+    /// Runs until shutdown completes (or the engine handle is gone). Each turn does a
+    /// bounded amount of work: socket events, one batch of commands, one chunk of
+    /// flushes, timers. While work is left the next poll does not sleep.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
+        let mut busy = false;
         loop {
-            let timeout = self.poll_timeout();
+            let timeout = if busy {
+                Some(Duration::ZERO)
+            } else {
+                self.poll_timeout()
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     // The poller itself failed: nothing can be served any more.
@@ -276,11 +282,12 @@ impl Shard {
                     self.flush(token.0);
                 }
             }
-            let disconnected = self.drain_and_flush();
+            let turn = self.turn();
             self.run_timers();
             self.close_doomed();
+            busy = turn.more_commands || !self.work.dirty.is_empty();
             if let Some(deadline) = self.shutdown {
-                if disconnected || self.all_flushed() || self.now >= deadline {
+                if turn.handle_gone || self.all_flushed() || self.now >= deadline {
                     self.close_all(DisconnectReason::Shutdown);
                     return;
                 }
@@ -301,33 +308,42 @@ impl Shard {
         Some(next.saturating_duration_since(Instant::now()))
     }
 
-    /// Applies queued commands and flushes dirty clients in chunks, looking at the
-    /// queue again between chunks. Returns true when the engine handle is gone.
-    fn drain_and_flush(&mut self) -> bool {
-        loop {
-            self.wake_pending.store(false, Ordering::SeqCst);
-            loop {
-                match self.commands.try_recv() {
-                    Ok(command) => self.apply(command),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return true,
-                }
-            }
-            if self.work.dirty.is_empty() {
-                return false;
-            }
-            for _ in 0..FLUSH_CHUNK {
-                let Some(key) = self.work.dirty.pop_front() else {
+    /// Applies up to one batch of queued commands, then flushes up to one chunk of dirty
+    /// clients (events that arrive while a burst is being written join the queues of
+    /// the clients not yet flushed and leave in the same `sendmsg`).
+    fn turn(&mut self) -> Turn {
+        let mut turn = Turn {
+            more_commands: true,
+            handle_gone: false,
+        };
+        self.inbox.begin_turn();
+        for _ in 0..COMMAND_BATCH {
+            match self.inbox.next() {
+                Next::Command(command) => self.apply(command),
+                Next::Empty => {
+                    turn.more_commands = false;
                     break;
-                };
-                if let Some(conn) = self.conns.get_mut(key) {
-                    conn.dirty = false;
-                    self.flush(key);
+                }
+                Next::Closed => {
+                    turn.more_commands = false;
+                    turn.handle_gone = true;
+                    break;
                 }
             }
-            self.continue_replays();
-            self.close_doomed();
         }
+        self.inbox.release();
+        for _ in 0..FLUSH_CHUNK {
+            let Some(key) = self.work.dirty.pop_front() else {
+                break;
+            };
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.dirty = false;
+                self.flush(key);
+            }
+        }
+        self.continue_replays();
+        self.close_doomed();
+        turn
     }
 
     fn apply(&mut self, command: Command) {
@@ -808,7 +824,6 @@ impl Shard {
                 Counters::add(&self.shared.counters.heartbeats, sent);
                 Counters::add(&self.shared.counters.frames_queued, sent);
                 self.next_heartbeat = Some(self.now + interval);
-                self.drain_and_flush();
             }
         }
         if let Some(at) = self.next_sweep {
@@ -945,6 +960,14 @@ impl Shard {
             let _ = catch_unwind(AssertUnwindSafe(|| handler(&event)));
         }
     }
+}
+
+/// What one turn of the reactor left.
+struct Turn {
+    /// The batch ended with commands still queued.
+    more_commands: bool,
+    /// Every handle of the engine is gone.
+    handle_gone: bool,
 }
 
 /// Clients waiting for a flush, and clients waiting to be closed.

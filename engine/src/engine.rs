@@ -18,9 +18,9 @@ use crate::event::{validate_channel, validate_user, Event};
 use crate::filter::Filter;
 use crate::history::{HistoryLimits, IdFormat};
 use crate::lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent};
-use crate::registry::ClientInfo;
 use crate::queue::{self, Outbox, MAX_WAIT};
-use crate::shard::{Command, NewClient, Resume, Scope, Shard, Shared};
+use crate::registry::ClientInfo;
+use crate::shard::{self, Command, NewClient, Resume, Scope, Shard, Shared};
 use crate::stats::{Counters, Stats};
 use crate::sys;
 
@@ -633,11 +633,14 @@ impl Engine {
 
     /// Registers (or with `None` removes) the lifecycle handler. It runs on a reactor
     /// thread and must not block. When this returns, every shard uses the new handler:
-    /// the old one runs no more (called from a handler itself, the change is queued and
-    /// the call returns at once, since the reactor cannot wait for itself).
+    /// the old one runs no more. Called from a handler itself, the call cannot wait (the
+    /// reactor cannot wait for itself): the calling thread uses the new handler from the
+    /// next event on, so with one reactor thread the old handler (and what it owns) may
+    /// be freed before it returns; other reactor threads switch at their next turn.
     pub fn set_event_handler(&self, handler: Option<EventHandler>) -> Result<()> {
         self.check_open()?;
         self.check_same_process()?;
+        shard::replace_handler_here(&self.shared, &handler);
         let (applied, wait) = mpsc::channel();
         self.to_every_shard(|| Command::SetHandler(handler.clone(), applied.clone()));
         drop(applied);

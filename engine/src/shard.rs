@@ -6,6 +6,7 @@
 //! chunks, so events that arrive while a burst is being written join the queues of the
 //! clients not yet flushed and leave in the same `sendmsg`.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -44,6 +45,26 @@ const IDLE_QUEUE_CAPACITY: usize = 8;
 const HISTORY_EXPIRY: Duration = Duration::from_secs(1);
 /// How often write timeouts are checked while some client is blocked.
 const TIMEOUT_SWEEP: Duration = Duration::from_millis(250);
+
+thread_local! {
+    /// A reactor thread's lifecycle handler, with the engine it serves (the address of
+    /// their shared state). Kept per thread so that a handler that replaces itself is
+    /// replaced for the very next event on its thread.
+    static HANDLER: RefCell<(usize, Option<EventHandler>)> = const { RefCell::new((0, None)) };
+}
+
+/// Called from a handler: makes `handler` this reactor thread's handler at once, if the
+/// thread serves the engine of `shared`. Returns whether it did.
+pub(crate) fn replace_handler_here(shared: &Arc<Shared>, handler: &Option<EventHandler>) -> bool {
+    HANDLER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let here = slot.0 == Arc::as_ptr(shared) as usize;
+        if here {
+            slot.1 = handler.clone();
+        }
+        here
+    })
+}
 
 /// A client handed to a shard.
 pub(crate) struct NewClient {
@@ -202,7 +223,6 @@ pub(crate) struct Shard {
     poll: Poll,
     inbox: Inbox,
     shared: Arc<Shared>,
-    handler: Option<EventHandler>,
     conns: Slab<Conn>,
     by_id: HashMap<ClientId, usize>,
     channels: HashMap<Arc<str>, IndexSet<usize>>,
@@ -221,12 +241,7 @@ pub(crate) struct Shard {
 impl Shard {
     /// `expires_history`: this shard also drops expired history now and then (one
     /// shard of the engine does).
-    pub fn new(
-        poll: Poll,
-        inbox: Inbox,
-        shared: Arc<Shared>,
-        expires_history: bool,
-    ) -> Shard {
+    pub fn new(poll: Poll, inbox: Inbox, shared: Arc<Shared>, expires_history: bool) -> Shard {
         let now = Instant::now();
         let next_heartbeat = shared.config.heartbeat.map(|h| now + h);
         let next_expiry = expires_history.then(|| now + HISTORY_EXPIRY);
@@ -234,7 +249,6 @@ impl Shard {
             poll,
             inbox,
             shared,
-            handler: None,
             conns: Slab::new(),
             by_id: HashMap::new(),
             channels: HashMap::new(),
@@ -254,6 +268,7 @@ impl Shard {
     /// bounded amount of work: socket events, one batch of commands, one chunk of
     /// flushes, timers. While work is left the next poll does not sleep.
     pub fn run(mut self) {
+        HANDLER.with(|slot| slot.borrow_mut().0 = Arc::as_ptr(&self.shared) as usize);
         let mut events = Events::with_capacity(1024);
         let mut busy = false;
         loop {
@@ -452,7 +467,9 @@ impl Shard {
                 // The asker waits for this answer; if it is gone there is nobody to tell.
                 let _ = reply.send(infos);
             }
-            Command::SetHandler(handler, _applied) => self.handler = handler,
+            Command::SetHandler(handler, _applied) => {
+                HANDLER.with(|slot| slot.borrow_mut().1 = handler);
+            }
             Command::Shutdown { deadline, last } => {
                 self.shutdown = Some(deadline);
                 if let Some(frame) = last {
@@ -955,7 +972,9 @@ impl Shard {
     }
 
     fn emit(&self, event: LifecycleEvent) {
-        if let Some(handler) = &self.handler {
+        // Cloned out first: the handler may replace itself (see `replace_handler_here`).
+        let handler = HANDLER.with(|slot| slot.borrow().1.clone());
+        if let Some(handler) = handler {
             // A panicking handler must not take the reactor down with it.
             let _ = catch_unwind(AssertUnwindSafe(|| handler(&event)));
         }

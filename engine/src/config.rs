@@ -136,10 +136,13 @@ pub const ENGINE_HEADERS: [&str; 6] = [
     "transfer-encoding",
 ];
 
+/// A client's channels, in the order it joined them: O(1) to add, find and remove.
+pub(crate) type ChannelSet = indexmap::IndexSet<Arc<str>>;
+
 /// Connect options checked and turned into what a shard stores.
 #[derive(Debug)]
 pub(crate) struct ValidatedConnect {
-    pub channels: Vec<Arc<str>>,
+    pub channels: ChannelSet,
     pub user: Option<Arc<str>>,
     pub metadata: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
     pub last_event_id: Option<String>,
@@ -150,12 +153,10 @@ pub(crate) struct ValidatedConnect {
 
 impl ConnectOptions {
     pub(crate) fn validate(&self, config: &Config) -> Result<ValidatedConnect> {
-        let mut channels: Vec<Arc<str>> = Vec::with_capacity(self.channels.len());
+        let mut channels = ChannelSet::with_capacity(self.channels.len());
         for channel in &self.channels {
             validate_channel(channel)?;
-            if !channels.iter().any(|c| &**c == channel.as_str()) {
-                channels.push(channel.as_str().into());
-            }
+            channels.insert(channel.as_str().into());
         }
         if let Some(user) = &self.user {
             validate_user(user)?;

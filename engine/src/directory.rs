@@ -13,6 +13,8 @@
 //! the same lock, so between replay and live stream nothing is lost or doubled.
 
 use std::collections::{HashMap, HashSet};
+
+use indexmap::IndexSet;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +22,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use crate::config::ChannelSet;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::filter::Filter;
@@ -29,12 +32,12 @@ use crate::lifecycle::ClientId;
 #[derive(Debug)]
 struct Entry {
     user: Option<Arc<str>>,
-    channels: Vec<Arc<str>>,
+    channels: ChannelSet,
 }
 
 #[derive(Debug, Default)]
 struct Channel {
-    members: usize,
+    members: IndexSet<ClientId>,
     history: Ring,
     /// Set by `configure_channel`; otherwise the engine's defaults apply.
     limits: Option<HistoryLimits>,
@@ -43,7 +46,7 @@ struct Channel {
 impl Channel {
     /// A channel with nothing in it and nothing configured can be forgotten.
     fn is_vacant(&self) -> bool {
-        self.members == 0 && self.history.is_empty() && self.limits.is_none()
+        self.members.is_empty() && self.history.is_empty() && self.limits.is_none()
     }
 }
 
@@ -135,8 +138,8 @@ fn decrement(map: &mut HashMap<Arc<str>, usize>, key: &str) {
     }
 }
 
-fn join(channels: &mut HashMap<Arc<str>, Channel>, name: &Arc<str>) {
-    channels.entry(name.clone()).or_default().members += 1;
+fn join(channels: &mut HashMap<Arc<str>, Channel>, name: &Arc<str>, id: ClientId) {
+    channels.entry(name.clone()).or_default().members.insert(id);
 }
 
 impl Directory {
@@ -156,7 +159,7 @@ impl Directory {
     }
 
     /// Checks the limits for a new client without recording it.
-    pub fn check_admission(&self, channels: &[Arc<str>], limits: Limits) -> Result<()> {
+    pub fn check_admission(&self, channels: &ChannelSet, limits: Limits) -> Result<()> {
         if let Some(max) = limits.max_clients {
             if self.clients.len() >= max {
                 return Err(Error::new(
@@ -174,9 +177,9 @@ impl Directory {
     }
 
     /// Records a new client (after [`Directory::check_admission`]).
-    pub fn insert(&mut self, id: ClientId, user: Option<Arc<str>>, channels: Vec<Arc<str>>) {
+    pub fn insert(&mut self, id: ClientId, user: Option<Arc<str>>, channels: ChannelSet) {
         for channel in &channels {
-            join(&mut self.channels, channel);
+            join(&mut self.channels, channel, id);
         }
         if let Some(user) = &user {
             increment(&mut self.users, user);
@@ -190,7 +193,7 @@ impl Directory {
             return false;
         };
         for channel in &entry.channels {
-            self.leave(channel);
+            self.leave(channel, id);
         }
         if let Some(user) = &entry.user {
             decrement(&mut self.users, user);
@@ -205,7 +208,7 @@ impl Directory {
             .clients
             .get_mut(&id)
             .ok_or_else(|| Error::not_found(id))?;
-        if entry.channels.iter().any(|c| c == channel) {
+        if entry.channels.contains(channel) {
             return Ok(false);
         }
         if let Some(max) = limits.max_per_channel {
@@ -213,8 +216,8 @@ impl Directory {
                 return Err(channel_full(channel, max));
             }
         }
-        entry.channels.push(channel.clone());
-        join(&mut self.channels, channel);
+        entry.channels.insert(channel.clone());
+        join(&mut self.channels, channel, id);
         Ok(true)
     }
 
@@ -224,11 +227,10 @@ impl Directory {
             .clients
             .get_mut(&id)
             .ok_or_else(|| Error::not_found(id))?;
-        let Some(pos) = entry.channels.iter().position(|c| &**c == channel) else {
+        if !entry.channels.swap_remove(channel) {
             return Ok(false);
-        };
-        entry.channels.swap_remove(pos);
-        self.leave(channel);
+        }
+        self.leave(channel, id);
         Ok(true)
     }
 
@@ -253,7 +255,7 @@ impl Directory {
     }
 
     pub fn channel_count(&self, channel: &str) -> usize {
-        self.channels.get(channel).map_or(0, |c| c.members)
+        self.channels.get(channel).map_or(0, |c| c.members.len())
     }
 
     pub fn user_count(&self, user: &str) -> usize {
@@ -283,7 +285,7 @@ impl Directory {
             Target::Channel(name) => {
                 let channel = self.channels.entry(name.clone()).or_default();
                 let limits = channel.limits.unwrap_or(defaults);
-                (&mut channel.history, limits, channel.members)
+                (&mut channel.history, limits, channel.members.len())
             }
             Target::All => (&mut self.all, defaults, self.clients.len()),
         };
@@ -327,9 +329,9 @@ impl Directory {
         self.forget_channels_where(Channel::is_vacant);
     }
 
-    fn leave(&mut self, name: &str) {
+    fn leave(&mut self, name: &str, id: ClientId) {
         if let Some(channel) = self.channels.get_mut(name) {
-            channel.members -= 1;
+            channel.members.swap_remove(&id);
             if channel.is_vacant() {
                 self.forget_channel(name);
             }
@@ -365,7 +367,7 @@ impl Directory {
     /// the first part of what it missed.
     pub fn plan_replay(
         &mut self,
-        channels: &[Arc<str>],
+        channels: &ChannelSet,
         metadata: Option<&Map<String, Value>>,
         last_event_id: &str,
         budget: ReplayBudget,
@@ -395,7 +397,7 @@ impl Directory {
     /// The next part of a replay that was cut short by its budget.
     pub fn continue_replay(
         &mut self,
-        channels: &[Arc<str>],
+        channels: &ChannelSet,
         metadata: Option<&Map<String, Value>>,
         cursor: u64,
         budget: ReplayBudget,
@@ -404,7 +406,7 @@ impl Directory {
         self.collect_after(channels, metadata, cursor, budget)
     }
 
-    fn trim_rings(&mut self, channels: &[Arc<str>]) {
+    fn trim_rings(&mut self, channels: &ChannelSet) {
         let now = Instant::now();
         let defaults = self.defaults;
         self.all.trim(defaults, now);
@@ -416,7 +418,7 @@ impl Directory {
         }
     }
 
-    fn rings<'a>(&'a self, channels: &'a [Arc<str>]) -> impl Iterator<Item = &'a Ring> {
+    fn rings<'a>(&'a self, channels: &'a ChannelSet) -> impl Iterator<Item = &'a Ring> {
         channels
             .iter()
             .filter_map(|name| self.channels.get(name))
@@ -428,7 +430,7 @@ impl Directory {
     /// budget (at least one event when any is there).
     fn collect_after(
         &self,
-        channels: &[Arc<str>],
+        channels: &ChannelSet,
         metadata: Option<&Map<String, Value>>,
         seq: u64,
         budget: ReplayBudget,
@@ -479,7 +481,7 @@ impl Directory {
             .iter()
             .map(|(name, c)| ChannelInfo {
                 name: name.to_string(),
-                members: c.members,
+                members: c.members.len(),
                 history: c.history.len(),
             })
             .collect();
@@ -491,17 +493,16 @@ impl Directory {
     /// their shards disconnect them) and forgets the channel and its history.
     /// Returns how many members it had.
     pub fn close_channel(&mut self, channel: &str, remove_clients: bool) -> usize {
-        let members: Vec<ClientId> = self
-            .clients
-            .iter()
-            .filter(|(_, e)| e.channels.iter().any(|c| &**c == channel))
-            .map(|(id, _)| *id)
-            .collect();
+        let members = self
+            .channels
+            .get_mut(channel)
+            .map(|c| std::mem::take(&mut c.members))
+            .unwrap_or_default();
         for id in &members {
             if remove_clients {
                 self.remove(*id);
-            } else {
-                let _ = self.unsubscribe(*id, channel);
+            } else if let Some(entry) = self.clients.get_mut(id) {
+                entry.channels.swap_remove(channel);
             }
         }
         self.forget_channel(channel);
@@ -510,7 +511,7 @@ impl Directory {
 
     /// Forgets channels without members, with their history and settings.
     pub fn remove_empty_channels(&mut self) -> usize {
-        self.forget_channels_where(|c| c.members == 0)
+        self.forget_channels_where(|c| c.members.is_empty())
     }
 }
 
@@ -549,8 +550,8 @@ mod tests {
     fn counts_follow_membership() {
         let mut d = test_directory();
         let a: Arc<str> = "a".into();
-        d.insert(1, Some("u".into()), vec![a.clone()]);
-        d.insert(2, Some("u".into()), vec![]);
+        d.insert(1, Some("u".into()), [a.clone()].into_iter().collect());
+        d.insert(2, Some("u".into()), ChannelSet::new());
         assert_eq!(d.channel_count("a"), 1);
         assert_eq!(d.user_count("u"), 2);
         assert!(d.subscribe(2, &a, NO_LIMITS).unwrap());
@@ -576,14 +577,13 @@ mod tests {
             max_clients: Some(2),
             max_per_channel: Some(1),
         };
-        d.check_admission(std::slice::from_ref(&a), limits).unwrap();
-        d.insert(1, None, vec![a.clone()]);
-        let err = d
-            .check_admission(std::slice::from_ref(&a), limits)
-            .unwrap_err();
+        let just_a: ChannelSet = [a.clone()].into_iter().collect();
+        d.check_admission(&just_a, limits).unwrap();
+        d.insert(1, None, just_a.clone());
+        let err = d.check_admission(&just_a, limits).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::LimitReached);
-        d.insert(2, None, vec![]);
-        assert!(d.check_admission(&[], limits).is_err());
+        d.insert(2, None, ChannelSet::new());
+        assert!(d.check_admission(&ChannelSet::new(), limits).is_err());
         assert_eq!(
             d.subscribe(2, &a, limits).unwrap_err().kind(),
             ErrorKind::LimitReached

@@ -24,7 +24,7 @@ use mio::{Events, Interest, Poll, Token};
 use serde_json::{Map, Value};
 use slab::Slab;
 
-use crate::config::{Config, ValidatedConnect};
+use crate::config::{ChannelSet, Config, ValidatedConnect};
 use crate::directory::{Directory, Replay, ReplayBudget};
 use crate::event::heartbeat_frame;
 use crate::filter::Filter;
@@ -175,7 +175,7 @@ struct Conn {
     offset: usize,
     /// Bytes queued and not yet sent.
     queued: usize,
-    channels: Vec<Arc<str>>,
+    channels: ChannelSet,
     user: Option<Arc<str>>,
     /// Waiting in the dirty list for a flush.
     dirty: bool,
@@ -408,8 +408,7 @@ impl Shard {
             Command::Subscribe { client, channel } => {
                 if let Some(&key) = self.by_id.get(&client) {
                     let conn = &mut self.conns[key];
-                    if !conn.channels.contains(&channel) {
-                        conn.channels.push(channel.clone());
+                    if conn.channels.insert(channel.clone()) {
                         self.channels.entry(channel).or_default().insert(key);
                     }
                 }
@@ -417,8 +416,7 @@ impl Shard {
             Command::Unsubscribe { client, channel } => {
                 if let Some(&key) = self.by_id.get(&client) {
                     let conn = &mut self.conns[key];
-                    if let Some(pos) = conn.channels.iter().position(|c| *c == channel) {
-                        conn.channels.swap_remove(pos);
+                    if conn.channels.swap_remove(&channel) {
                         remove_member(&mut self.channels, &channel, key);
                     }
                 }
@@ -444,7 +442,7 @@ impl Shard {
             } => {
                 for key in self.channels.remove(&channel).unwrap_or_default() {
                     let conn = &mut self.conns[key];
-                    conn.channels.retain(|c| *c != channel);
+                    conn.channels.swap_remove(&channel);
                     if disconnect {
                         self.doom(key, DisconnectReason::Server);
                     }

@@ -15,7 +15,6 @@
 use std::collections::{HashMap, HashSet};
 
 use indexmap::IndexSet;
-use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +27,7 @@ use crate::event::Event;
 use crate::filter::Filter;
 use crate::history::{Entry as HistoryEntry, HistoryLimits, IdFormat, Ring};
 use crate::lifecycle::ClientId;
+use crate::sys::SocketId;
 
 #[derive(Debug)]
 struct Entry {
@@ -104,8 +104,9 @@ pub(crate) struct Directory {
     clients: HashMap<ClientId, Entry>,
     channels: HashMap<Arc<str>, Channel>,
     users: HashMap<Arc<str>, usize>,
-    /// Socket descriptors the engine owns now: handing one over twice is refused.
-    fds: HashSet<RawFd>,
+    /// Sockets the engine owns now: handing one over again (by the same descriptor or a
+    /// duplicate of it) is refused.
+    sockets: HashSet<SocketId>,
     /// History of `broadcast_all` events.
     all: Ring,
     /// The newest sequence number of any channel forgotten so far: a client resuming
@@ -148,7 +149,7 @@ impl Directory {
             clients: HashMap::new(),
             channels: HashMap::new(),
             users: HashMap::new(),
-            fds: HashSet::new(),
+            sockets: HashSet::new(),
             all: Ring::default(),
             forgotten_upto: 0,
             last_seq: 0,
@@ -234,16 +235,16 @@ impl Directory {
         Ok(true)
     }
 
-    pub fn owns_fd(&self, fd: RawFd) -> bool {
-        self.fds.contains(&fd)
+    pub fn owns_socket(&self, socket: SocketId) -> bool {
+        self.sockets.contains(&socket)
     }
 
-    pub fn adopt_fd(&mut self, fd: RawFd) {
-        self.fds.insert(fd);
+    pub fn adopt_socket(&mut self, socket: SocketId) {
+        self.sockets.insert(socket);
     }
 
-    pub fn release_fd(&mut self, fd: RawFd) {
-        self.fds.remove(&fd);
+    pub fn release_socket(&mut self, socket: SocketId) {
+        self.sockets.remove(&socket);
     }
 
     pub fn contains(&self, id: ClientId) -> bool {

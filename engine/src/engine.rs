@@ -22,7 +22,7 @@ use crate::queue::{self, Outbox, MAX_WAIT};
 use crate::registry::ClientInfo;
 use crate::shard::{self, Command, NewClient, Resume, Scope, Shard, Shared};
 use crate::stats::{Counters, Stats};
-use crate::sys;
+use crate::sys::{self, SocketId};
 
 /// How long dropping an engine that was not shut down waits for queued bytes to drain.
 pub const DROP_FLUSH_DEADLINE: Duration = Duration::from_secs(1);
@@ -166,8 +166,8 @@ impl Engine {
     pub fn connect_fd(&self, fd: RawFd, options: &ConnectOptions) -> Result<ClientId> {
         self.check_open()?;
         let options = options.validate(&self.shared.config)?;
-        sys::check_tcp_socket(fd)?;
-        self.admit(options, Some(fd))
+        let socket = sys::check_tcp_socket(fd)?;
+        self.admit(options, Some((fd, socket)))
     }
 
     /// Registers a stream-mode client: for connections the host cannot hand over (TLS
@@ -197,35 +197,43 @@ impl Engine {
 
     /// Checks the limits, plans the replay, records the client and hands it to its shard.
     /// `fd` (a checked socket, or `None` in stream mode) becomes the engine's here.
-    fn admit(&self, options: ValidatedConnect, fd: Option<RawFd>) -> Result<ClientId> {
+    fn admit(
+        &self,
+        options: ValidatedConnect,
+        socket: Option<(RawFd, SocketId)>,
+    ) -> Result<ClientId> {
         let mut directory = self.directory();
         // Checked again under the lock: a shutdown that started meanwhile must not strand
         // this client in a shard that is already closing. The fd is still untouched.
         self.check_open()?;
-        if let Some(fd) = fd {
-            if directory.owns_fd(fd) {
+        if let Some((fd, id)) = socket {
+            if directory.owns_socket(id) {
                 return Err(Error::new(
                     ErrorKind::BadSocket,
-                    format!("fd {fd} was already handed over and belongs to the engine"),
+                    format!(
+                        "fd {fd} is a socket the engine already owns (handed over before, \
+                         by this descriptor or a duplicate of it)"
+                    ),
                 ));
             }
         }
         if let Err(e) = directory.check_admission(&options.channels, self.limits()) {
             drop(directory);
             Counters::add(&self.shared.counters.refused_total, 1);
-            if let Some(fd) = fd {
-                let stream = sys::own_tcp_socket(fd);
+            if let Some((fd, _)) = socket {
+                let stream = sys::own_tcp_socket(fd, None);
                 if !options.head_sent {
                     refuse_busy(&stream, self.shared.config.busy_retry_after_secs);
                 }
             }
             return Err(e);
         }
-        if let Some(fd) = fd {
-            directory.adopt_fd(fd);
+        if let Some((_, id)) = socket {
+            directory.adopt_socket(id);
         }
-        let stream = fd.map(sys::own_tcp_socket);
-        let peer = stream.as_ref().and_then(|s| s.peer_addr().ok());
+        let write_timeout = self.shared.config.write_timeout;
+        let stream = socket.map(|(fd, id)| (sys::own_tcp_socket(fd, write_timeout), id));
+        let peer = stream.as_ref().and_then(|(s, _)| s.peer_addr().ok());
         let resume = match &options.last_event_id {
             None => Resume::Live,
             Some(last) => {

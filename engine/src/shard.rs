@@ -32,7 +32,7 @@ use crate::lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent}
 use crate::queue::{Inbox, Next, WAKER};
 use crate::registry::ClientInfo;
 use crate::stats::Counters;
-use crate::sys;
+use crate::sys::{self, SocketId};
 
 /// Clients flushed in one turn of the reactor.
 const FLUSH_CHUNK: usize = 128;
@@ -69,8 +69,9 @@ pub(crate) fn replace_handler_here(shared: &Arc<Shared>, handler: &Option<EventH
 /// A client handed to a shard.
 pub(crate) struct NewClient {
     pub id: ClientId,
-    /// The socket, or `None` for a stream-mode client whose bytes the host takes.
-    pub stream: Option<std::net::TcpStream>,
+    /// The socket and its identity, or `None` for a stream-mode client whose bytes the
+    /// host takes.
+    pub stream: Option<(std::net::TcpStream, SocketId)>,
     pub peer: Option<SocketAddr>,
     pub options: ValidatedConnect,
     /// The last sequence number published when the client was admitted.
@@ -168,6 +169,8 @@ struct Conn {
     id: ClientId,
     /// `None` in stream mode: the host takes the bytes (`Take`) instead of a socket.
     stream: Option<TcpStream>,
+    /// Which socket `stream` is (the directory refuses it, or a duplicate, meanwhile).
+    socket_id: Option<SocketId>,
     /// Stream mode, closing: doomed, but the host takes what is queued first.
     draining: bool,
     queue: VecDeque<Bytes>,
@@ -486,21 +489,18 @@ impl Shard {
             seen_seq,
             resume,
         } = client;
-        let mut stream = stream.map(TcpStream::from_std);
+        let socket_id = stream.as_ref().map(|(_, socket_id)| *socket_id);
+        let mut stream = stream.map(|(stream, _)| TcpStream::from_std(stream));
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Some(socket) = &mut stream {
+        if let (Some(socket), Some(socket_id)) = (&mut stream, socket_id) {
             let registry = self.poll.registry();
             if registry
                 .register(socket, Token(key), Interest::READABLE)
                 .is_err()
             {
                 // The socket cannot be watched: close it and report the client as failed.
-                self.shared
-                    .directory
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .release_fd(socket.as_raw_fd());
+                self.release_socket(socket_id);
                 drop(stream);
                 self.forget(id, DisconnectReason::Error);
                 return;
@@ -509,6 +509,7 @@ impl Shard {
         entry.insert(Conn {
             id,
             stream,
+            socket_id,
             draining: false,
             queue: VecDeque::new(),
             offset: 0,
@@ -648,8 +649,8 @@ impl Shard {
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.doom(key, DisconnectReason::Error);
+                Err(e) => {
+                    self.doom(key, self.failure_reason(&e));
                     return;
                 }
             }
@@ -748,7 +749,7 @@ impl Shard {
                     self.blocked_count -= 1;
                 }
             }
-            Err(_) => self.doom(key, DisconnectReason::Error),
+            Err(e) => self.doom(key, self.failure_reason(&e)),
         }
     }
 
@@ -855,11 +856,12 @@ impl Shard {
                         })
                         .map(|(k, _)| k)
                         .collect();
+                    let reason = self.timeout_reason();
                     for key in stale {
                         match self.conns[key].doomed {
                             // A draining stream-mode client the host stopped taking from.
-                            Some(reason) if self.conns[key].draining => self.close(key, reason),
-                            _ => self.doom(key, DisconnectReason::Timeout),
+                            Some(doomed) if self.conns[key].draining => self.close(key, doomed),
+                            _ => self.doom(key, reason),
                         }
                     }
                     if self.blocked_count > 0 {
@@ -867,6 +869,26 @@ impl Shard {
                     }
                 }
             }
+        }
+    }
+
+    /// Why a client that stopped accepting bytes leaves: `timeout`, or `shutdown` while
+    /// a shutdown flushes (it gives up on the client as the deadline would).
+    fn timeout_reason(&self) -> DisconnectReason {
+        match self.shutdown {
+            Some(_) => DisconnectReason::Shutdown,
+            None => DisconnectReason::Timeout,
+        }
+    }
+
+    /// Why a socket error ends a client: the kernel gave up on a peer that acknowledged
+    /// nothing for the write timeout (`ETIMEDOUT`, see `sys::own_tcp_socket`) is a
+    /// timeout; anything else (a reset, mostly) an `error`.
+    fn failure_reason(&self, error: &io::Error) -> DisconnectReason {
+        if error.raw_os_error() == Some(libc::ETIMEDOUT) {
+            self.timeout_reason()
+        } else {
+            DisconnectReason::Error
         }
     }
 
@@ -940,12 +962,9 @@ impl Shard {
             if reason != DisconnectReason::Error {
                 let _ = stream.shutdown(std::net::Shutdown::Write);
             }
-            // Released before the close: once closed, the number may be handed over anew.
-            self.shared
-                .directory
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .release_fd(stream.as_raw_fd());
+            if let Some(socket_id) = conn.socket_id {
+                self.release_socket(socket_id);
+            }
             drop(stream);
         }
         for channel in &conn.channels {
@@ -956,6 +975,15 @@ impl Shard {
         }
         self.by_id.remove(&conn.id);
         self.forget(conn.id, reason);
+    }
+
+    /// The engine no longer owns this socket: it may be handed over anew.
+    fn release_socket(&self, socket: SocketId) {
+        self.shared
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release_socket(socket);
     }
 
     /// Removes a closed client from the directory and tells the host.

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -19,6 +20,50 @@ pub(crate) const MAX_IOV: usize = 64;
 
 fn bad_socket(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::BadSocket, message)
+}
+
+fn set_sockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `value` is a valid c_int for reads of the size given; setsockopt only
+    // changes an option of the socket `fd` (EBADF/ENOTSOCK/EINVAL on a bad one).
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Makes the kernel drop a connection whose peer vanished (no FIN, no RST) within about
+/// `timeout`, whatever the publish rate: `TCP_USER_TIMEOUT` ends it when sent bytes stay
+/// unacknowledged that long, and keepalive probes (after `timeout / 2` of silence, every
+/// `timeout / 6`) give an idle connection unacknowledged bytes to time out on. The
+/// socket then reports `ETIMEDOUT`, and the client leaves with reason `timeout`.
+fn detect_dead_peer(fd: RawFd, timeout: Duration) -> io::Result<()> {
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    let secs = |d: Duration| libc::c_int::try_from(d.as_secs().max(1)).unwrap_or(i16::MAX.into());
+    set_sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms)?;
+    set_sockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set_sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(timeout / 2))?;
+    set_sockopt_int(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPINTVL,
+        secs(timeout / 6),
+    )?;
+    set_sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3)
 }
 
 fn sockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
@@ -42,8 +87,16 @@ fn sockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<l
     }
 }
 
+/// Which socket a descriptor refers to: the same for every duplicate of it (`dup`,
+/// `fcntl(F_DUPFD)`, a descriptor passed over a Unix socket), unlike the fd number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SocketId {
+    device: u64,
+    inode: u64,
+}
+
 /// Checks that `fd` is an open, connected TCP socket, without changing anything about it.
-pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<()> {
+pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<SocketId> {
     if fd < 0 {
         return Err(bad_socket(format!(
             "fd {fd} is not a valid file descriptor"
@@ -56,7 +109,8 @@ pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<()> {
         return Err(bad_socket(format!("fd {fd} is not open: {err}")));
     }
     // SAFETY: fstat returned 0, so it filled the struct.
-    let mode = unsafe { stat.assume_init() }.st_mode;
+    let stat = unsafe { stat.assume_init() };
+    let mode = stat.st_mode;
     if mode & libc::S_IFMT != libc::S_IFSOCK {
         let what = match mode & libc::S_IFMT {
             libc::S_IFIFO => "a pipe",
@@ -90,13 +144,17 @@ pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<()> {
         let err = io::Error::last_os_error();
         return Err(bad_socket(format!("fd {fd} is not connected: {err}")));
     }
-    Ok(())
+    Ok(SocketId {
+        device: stat.st_dev,
+        inode: stat.st_ino,
+    })
 }
 
 /// Takes ownership of a socket that passed [`check_tcp_socket`], as a non-blocking TCP
-/// stream with TCP_NODELAY. The caller must own `fd` and give it up: the API contract
+/// stream with TCP_NODELAY and, with a `write_timeout`, dead-peer detection tied to it
+/// ([`detect_dead_peer`]). The caller must own `fd` and give it up: the API contract
 /// says the engine owns the descriptor from here on.
-pub(crate) fn own_tcp_socket(fd: RawFd) -> std::net::TcpStream {
+pub(crate) fn own_tcp_socket(fd: RawFd, write_timeout: Option<Duration>) -> std::net::TcpStream {
     // SAFETY: `fd` is an open, connected TCP socket (checked by `check_tcp_socket` just
     // before, under the same call), and the API contract transfers its ownership to the
     // engine at this point: nobody else closes it from here on.
@@ -106,6 +164,11 @@ pub(crate) fn own_tcp_socket(fd: RawFd) -> std::net::TcpStream {
     // at the first short read).
     let _ = stream.set_nonblocking(true);
     let _ = stream.set_nodelay(true);
+    if let Some(timeout) = write_timeout {
+        // Cannot fail on a TCP socket either; without it a vanished peer is only found
+        // by TCP's own retransmission limit (about 15 minutes) or a full buffer.
+        let _ = detect_dead_peer(fd, timeout);
+    }
     stream
 }
 

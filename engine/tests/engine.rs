@@ -508,6 +508,29 @@ fn client_data_is_discarded_and_coalesced_bursts_arrive_whole() {
     assert_eq!(stats.frames_queued, 1001);
 }
 
+/// Sends to a client that does not read until the engine has to queue for it, or the
+/// client is gone already (the kernel also ends a connection whose receive window stayed
+/// shut for the write timeout). Returns whether it is still connected.
+fn stall(engine: &Engine, client: &SseClient, id: sse_engine::ClientId) -> bool {
+    socket2::SockRef::from(client.stream())
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    // Fill the socket buffers until the engine has to queue (the high-water mark only
+    // moves for a blocked client), then stop: well below the 1 MiB queue limit.
+    let chunk = Event::new("y".repeat(8 * 1024));
+    for _ in 0..2000 {
+        match engine.send_to_client(id, &chunk) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return false,
+            result => result.unwrap(),
+        };
+        if engine.stats().queue_high_water > 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the client never blocked");
+}
+
 #[test]
 fn a_client_that_accepts_no_bytes_is_dropped_after_the_write_timeout() {
     let engine = Engine::start(Config {
@@ -517,25 +540,29 @@ fn a_client_that_accepts_no_bytes_is_dropped_after_the_write_timeout() {
     .unwrap();
     let events = Recorder::install(&engine);
     let (stalled, id) = connect(&engine, &ConnectOptions::default()).unwrap();
-    socket2::SockRef::from(stalled.stream())
-        .set_recv_buffer_size(4096)
-        .unwrap();
-    // Fill the socket buffers until the engine has to queue (the high-water mark only
-    // moves for a blocked client), then stop: well below the 1 MiB queue limit.
-    let chunk = Event::new("y".repeat(8 * 1024));
-    for _ in 0..2000 {
-        engine.send_to_client(id, &chunk).unwrap();
-        if engine.stats().queue_high_water > 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert!(
-        engine.stats().queue_high_water > 0,
-        "the client never blocked"
-    );
+    stall(&engine, &stalled, id);
     events.wait_disconnect(id, DisconnectReason::Timeout);
     assert_eq!(engine.stats().disconnects_by(DisconnectReason::Slow), 0);
+    drop(stalled);
+}
+
+#[test]
+fn a_client_stalled_during_a_long_shutdown_leaves_with_reason_shutdown() {
+    let engine = Engine::start(Config {
+        write_timeout: Some(Duration::from_secs(2)),
+        ..quiet()
+    })
+    .unwrap();
+    let events = Recorder::install(&engine);
+    let (stalled, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    assert!(
+        stall(&engine, &stalled, id),
+        "the client left before the shutdown"
+    );
+    // The flush gives up on it after the write timeout, long before the deadline.
+    engine.shutdown(Duration::from_secs(3600)).unwrap();
+    events.wait_disconnect(id, DisconnectReason::Shutdown);
+    assert_eq!(engine.stats().disconnects_by(DisconnectReason::Timeout), 0);
     drop(stalled);
 }
 
@@ -624,4 +651,36 @@ fn an_fd_handed_over_twice_is_refused_and_reusable_after_close() {
             .connect_fd(s.into_raw_fd(), &ConnectOptions::default())
             .unwrap();
     }
+}
+
+#[test]
+fn a_duplicate_of_a_handed_over_socket_is_refused() {
+    let engine = Engine::start(quiet()).unwrap();
+    let events = Recorder::install(&engine);
+    let (client, server) = socket_pair();
+    // The host keeps a duplicate (dup, F_DUPFD, a descriptor passed over a Unix socket).
+    let duplicate = server.try_clone().unwrap();
+    let id = engine
+        .connect_fd(server.into_raw_fd(), &ConnectOptions::default())
+        .unwrap();
+    let err = engine
+        .connect_fd(duplicate.as_raw_fd(), &ConnectOptions::default())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadSocket, "{err}");
+    assert!(err.message().contains("already owns"), "{err}");
+    assert_eq!(engine.client_count().unwrap(), 1);
+    // The peer got one response head, and the stream goes on.
+    let mut sse = SseClient::new(client);
+    let head = sse.read_head();
+    assert_eq!(head.matches("HTTP/1.1 200 OK").count(), 1, "{head}");
+    engine.send_to_client(id, &Event::new("one")).unwrap();
+    let item = sse.next().unwrap();
+    assert_eq!(item.data.as_deref(), Some("one"), "{item:?}");
+    // Once the engine closed its descriptor, the host's duplicate is a socket nobody
+    // else owns: it may be handed over.
+    engine.disconnect(id).unwrap();
+    events.wait_disconnect(id, DisconnectReason::Server);
+    engine
+        .connect_fd(duplicate.into_raw_fd(), &ConnectOptions::default())
+        .unwrap();
 }

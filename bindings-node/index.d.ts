@@ -182,12 +182,19 @@ export interface EngineEvents {
  * returns at once (sends queue the event; registry queries wait at most for the
  * reactor to finish one chunk of writes). Lifecycle events arrive as `connect`,
  * `disconnect` and `gap`. An open engine does not keep the process alive unless
- * `ref()` is called.
+ * `ref()` is called. An engine the app no longer references is shut down when the
+ * garbage collector frees it (1 s flush, every client closed, threads stopped), as
+ * Rust's `Drop` does; `close()` does it at a known time.
  */
 export declare class Engine extends EventEmitter {
   constructor(options?: EngineOptions);
 
-  /** True once `close()` was called; every later call throws `SSE_SHUT_DOWN`. */
+  /**
+   * True once `close()` was called. Until `close()` resolves, calls answer without
+   * delivering anything (`false`, `0`, `null`, `[]`; `connect` throws `SSE_SHUT_DOWN`);
+   * once it resolved, every call but `stats()`/`metrics()`/`ref()`/`unref()` throws
+   * `SSE_SHUT_DOWN`.
+   */
   readonly closed: boolean;
 
   /**
@@ -254,7 +261,10 @@ export declare class Engine extends EventEmitter {
   /**
    * Stops taking clients, sends `lastEvent` if given, flushes for up to `timeoutMs`,
    * closes every client (reason 'shutdown'). Resolves after every lifecycle event of
-   * the shutdown was emitted. Does not block the event loop.
+   * the shutdown was emitted, also when a listener throws (such errors are rethrown
+   * asynchronously after it resolved). Does not block the event loop. Listeners may
+   * call the engine meanwhile (nothing is delivered); a second call while it runs
+   * returns the same promise, a call after it resolved rejects with `SSE_SHUT_DOWN`.
    */
   close(options?: CloseOptions): Promise<void>;
 

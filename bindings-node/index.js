@@ -157,6 +157,26 @@ function channelList(value) {
   return value.map((channel, i) => string(`options.channels[${i}]`, channel));
 }
 
+/**
+ * The function the native event queue calls with each batch. The threadsafe function
+ * holds it through a strong persistent reference (a GC root) for as long as the
+ * native engine lives, so it reaches the Engine only through a WeakRef: a strong
+ * reference would make every Engine reachable from that root, and an engine dropped
+ * without close() would never be collected nor shut down. Once the Engine is
+ * collected, its native object is finalized, and dropping it shuts the engine down as
+ * Rust's `Drop` does; events still queued then have nobody left to reach.
+ */
+function eventDrain(engineRef) {
+  return (batch) => {
+    const engine = engineRef.deref();
+    if (engine !== undefined) engine._onEvents(batch);
+  };
+}
+
+function rethrow(err) {
+  throw err;
+}
+
 /** Stream mode: one response the engine's bytes are copied to. */
 class StreamClient {
   constructor(res) {
@@ -177,8 +197,9 @@ class Engine extends EventEmitter {
     super();
     this._streams = new Map();
     this._closed = false;
+    /** While close() runs: `{ promise, resolve, reject, errors }` (errors: listeners'). */
     this._closing = null;
-    this._native = new native.NativeEngine(engineOptions(options), (batch) => this._onEvents(batch));
+    this._native = new native.NativeEngine(engineOptions(options), eventDrain(new WeakRef(this)));
   }
 
   /** True once `close()` was called. */
@@ -286,6 +307,10 @@ class Engine extends EventEmitter {
   }
 
   _onEvents(batch) {
+    // A listener that throws does not stop the batch: the rest is still delivered,
+    // then its error surfaces as an uncaught exception (the native dispatch is the
+    // caller). While close() runs, errors wait until close() has resolved, so that a
+    // throwing listener cannot stop the shutdown (see _finishClose).
     let failure = null;
     for (let i = 0; i < batch.length; i += 3) {
       const kind = batch[i];
@@ -310,8 +335,8 @@ class Engine extends EventEmitter {
           this._finishClose();
         }
       } catch (err) {
-        // A listener threw: the rest of the batch is still delivered, then it surfaces.
-        if (failure === null) failure = err;
+        if (this._closing !== null) this._closing.errors.push(err);
+        else if (failure === null) failure = err;
       }
     }
     if (failure !== null) throw failure;
@@ -461,6 +486,8 @@ class Engine extends EventEmitter {
    * Stops taking clients, sends `lastEvent` to everyone if given, flushes for up to
    * `timeoutMs` (default 1000), then closes every client (reason 'shutdown'). Resolves
    * once every lifecycle event of the shutdown was emitted. Runs off the event loop.
+   * Until it resolves, other calls answer quietly (nothing delivered, nobody found) and
+   * a second close() returns the same promise; afterwards they throw SSE_SHUT_DOWN.
    */
   close(options) {
     try {
@@ -474,15 +501,21 @@ class Engine extends EventEmitter {
         if (e.data === undefined) throw argType('options.lastEvent.data', 'a string or a JSON-serializable value', e.data);
         last = [eventData(e.data), ...eventFields({ event: e.event, id: e.id, retry: e.retry })];
       }
+      // A listener of the shutdown may close again: it waits for the same shutdown.
+      if (this._closing !== null) return this._closing.promise;
       this._checkOpen();
       this._native.close(timeoutMs, ...last);
     } catch (err) {
       return Promise.reject(err);
     }
     this._closed = true;
-    return new Promise((resolve, reject) => {
-      this._closing = { resolve, reject };
+    const closing = { promise: null, resolve: null, reject: null, errors: [] };
+    closing.promise = new Promise((resolve, reject) => {
+      closing.resolve = resolve;
+      closing.reject = reject;
     });
+    this._closing = closing;
+    return closing.promise;
   }
 
   _finishClose() {
@@ -492,11 +525,14 @@ class Engine extends EventEmitter {
     const closing = this._closing;
     this._closing = null;
     try {
-      this._native.checkClosed();
+      this._native.finishClose();
       if (closing) closing.resolve();
     } catch (err) {
       if (closing) closing.reject(err);
     }
+    // What listeners threw during the shutdown surfaces now, as uncaught exceptions,
+    // after whoever awaited close() went on (setImmediate runs after the promise jobs).
+    if (closing) for (const err of closing.errors) setImmediate(rethrow, err);
   }
 }
 

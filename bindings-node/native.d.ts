@@ -63,12 +63,16 @@ export declare class NativeEngine {
   setRef(keepAlive: boolean): void
   /**
    * Starts the shutdown on a thread of its own and returns at once. Events of the
-   * shutdown follow, then one `CLOSED` event; until then the process is kept alive.
-   * A second call throws `SSE_SHUT_DOWN`.
+   * shutdown follow, then one `CLOSED` event; until then the process is kept alive
+   * and other calls answer quietly (`error.rs`). A second call throws `SSE_SHUT_DOWN`.
    */
   close(timeoutMs: number, data?: string | undefined | null, event?: string | undefined | null, id?: string | undefined | null, retry?: number | undefined | null): void
-  /** Throws what went wrong in the shutdown `close()` started, if anything. */
-  checkClosed(): void
+  /**
+   * JavaScript got the `CLOSED` event (every event of the shutdown was emitted):
+   * from now on calls throw `SSE_SHUT_DOWN`. Throws what went wrong in the shutdown
+   * `close()` started, if anything.
+   */
+  finishClose(): void
 }
 
 /** One hand-over's options (`ConnectOptions`). */

@@ -9,12 +9,20 @@
 //! | `BadSocket`                    | `Error`                         | `SSE_BAD_SOCKET`       |
 //! | `NotFound`                     | `false` / `null` where the API says so, else `Error` | `SSE_NOT_FOUND` |
 //! | `LimitReached`                 | `Error`                         | `SSE_LIMIT_REACHED`    |
-//! | `ShutDown`                     | `Error`                         | `SSE_SHUT_DOWN`        |
+//! | `ShutDown` (`close()` running) | the quiet answer, see below     | —                      |
+//! | `ShutDown` (`close()` resolved)| `Error`                         | `SSE_SHUT_DOWN`        |
 //! | `Io`                           | `Error`                         | `SSE_IO`               |
 //! | `Panic`, `NullPointer`         | `Error`                         | `SSE_PANIC`, `SSE_NULL_POINTER` |
 //!
 //! Every function here throws into the JavaScript environment and returns the
 //! `PendingException` error that tells napi-rs the exception is already set.
+//!
+//! Calls after `close()`: while its shutdown runs (until JavaScript got the shutdown's
+//! last event, so also from `disconnect` listeners of the shutdown) a call does not
+//! reach the engine and answers [`WhileClosing::while_closing`]: nothing is delivered
+//! and nobody is found (`false`, `0`, `null`, `[]`). Once `close()` resolved, calls
+//! throw `SSE_SHUT_DOWN` ([`shut_down`]). A hand-over and `close()` itself are refused
+//! with `SSE_SHUT_DOWN` from the first moment: nothing can be answered quietly there.
 
 use napi::{Env, JsError, JsRangeError, JsTypeError, Status};
 use sse_engine::{Error, ErrorKind};
@@ -94,4 +102,48 @@ pub(crate) fn found<T>(env: &Env, result: sse_engine::Result<T>) -> napi::Result
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(throw(env, e)),
     }
+}
+
+/// `SSE_SHUT_DOWN`: a call after `close()` resolved, a hand-over or a second `close()`.
+pub(crate) fn shut_down(env: &Env) -> napi::Error {
+    throw(env, Error::shut_down())
+}
+
+/// What a call answers while the shutdown that `close()` started runs: what it answers
+/// for a client that is gone and a channel nobody is in.
+pub(crate) trait WhileClosing {
+    fn while_closing() -> Self;
+}
+
+/// `send`, `subscribe`, `unsubscribe`, `disconnect`, `setMetadata`: `false`.
+impl WhileClosing for bool {
+    fn while_closing() -> Self {
+        false
+    }
+}
+
+/// Recipients of a send or broadcast, counts, channels closed or removed: `0`.
+impl WhileClosing for u32 {
+    fn while_closing() -> Self {
+        0
+    }
+}
+
+/// `getClient`: `null`.
+impl<T> WhileClosing for Option<T> {
+    fn while_closing() -> Self {
+        None
+    }
+}
+
+/// `clients`, `clientsIn`, `clientsOf`, `channels`: `[]`.
+impl WhileClosing for serde_json::Value {
+    fn while_closing() -> Self {
+        serde_json::Value::Array(Vec::new())
+    }
+}
+
+/// `configureChannel`: nothing to configure.
+impl WhileClosing for () {
+    fn while_closing() -> Self {}
 }

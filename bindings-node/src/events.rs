@@ -5,6 +5,12 @@
 //! weak (unreferenced) `ThreadsafeFunction`. On the JavaScript thread that call takes
 //! the whole queue and hands it to JavaScript as one `Float64Array` of
 //! `[kind, client, reason]` triples, so a burst of events costs one wake-up.
+//!
+//! "Weak" is about the event loop only: the threadsafe function holds the JavaScript
+//! callback through a strong persistent reference until it is released, which is
+//! after the reactor threads stopped. That callback must therefore not hold the
+//! JavaScript `Engine` strongly (index.js gives it a `WeakRef`), or no engine could
+//! ever be garbage-collected and shut down by `NativeEngine`'s `Drop`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -10,7 +10,7 @@ mod error;
 mod events;
 
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,7 +21,15 @@ use serde_json::Value;
 use sse_engine::{ClientInfo, DisconnectReason, Engine, ErrorKind};
 
 use convert::{client_id, ConnectInput, EngineOptions};
+use error::WhileClosing;
 use events::EventSink;
+
+/// Where the engine is, as JavaScript sees it (`NativeEngine::state`).
+const OPEN: u8 = 0;
+/// `close()` was called and JavaScript has not yet had the shutdown's last event.
+const CLOSING: u8 = 1;
+/// `close()` resolved.
+const CLOSED: u8 = 2;
 
 /// The engine's version.
 #[napi]
@@ -55,10 +63,11 @@ pub struct NativeEngine {
     sink: Arc<Mutex<Option<Arc<EventSink>>>>,
     /// What went wrong in the shutdown thread, if anything.
     close_error: Arc<Mutex<Option<sse_engine::Error>>>,
-    /// `close()` was called. The engine itself refuses calls once its shutdown runs,
-    /// which is on another thread a moment later; from JavaScript's point of view
-    /// the engine is closed as soon as `close()` returns.
-    closing: AtomicBool,
+    /// `OPEN`, `CLOSING` or `CLOSED`. The engine itself refuses calls once its
+    /// shutdown runs, which is on another thread a moment later; from JavaScript's
+    /// point of view the engine stops working as soon as `close()` returns, and
+    /// answers quietly until `close()` resolves (see `error.rs`).
+    state: AtomicU8,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -82,12 +91,27 @@ fn dup_cloexec(fd: RawFd) -> std::io::Result<OwnedFd> {
 }
 
 impl NativeEngine {
-    /// The engine, or `SSE_SHUT_DOWN` once `close()` was called.
+    /// The engine for a hand-over or `close()`: `SSE_SHUT_DOWN` once `close()` was called.
     fn open(&self, env: &Env) -> napi::Result<&Engine> {
-        if self.closing.load(Ordering::SeqCst) {
-            return Err(error::throw(env, sse_engine::Error::shut_down()));
+        if self.state.load(Ordering::SeqCst) != OPEN {
+            return Err(error::shut_down(env));
         }
         Ok(&self.engine)
+    }
+
+    /// The one guard of every other engine call: runs `call` while the engine is open;
+    /// while the shutdown of `close()` runs, answers quietly without calling the engine
+    /// (nothing delivered, nobody found); once `close()` resolved, `SSE_SHUT_DOWN`.
+    fn with_engine<T: WhileClosing>(
+        &self,
+        env: &Env,
+        call: impl FnOnce(&Engine) -> napi::Result<T>,
+    ) -> napi::Result<T> {
+        match self.state.load(Ordering::SeqCst) {
+            OPEN => call(&self.engine),
+            CLOSING => Ok(T::while_closing()),
+            _ => Err(error::shut_down(env)),
+        }
     }
 }
 
@@ -109,7 +133,7 @@ impl NativeEngine {
             engine: Arc::new(engine),
             sink: Arc::new(Mutex::new(Some(sink))),
             close_error: Arc::new(Mutex::new(None)),
-            closing: AtomicBool::new(false),
+            state: AtomicU8::new(OPEN),
         })
     }
 
@@ -187,7 +211,9 @@ impl NativeEngine {
     ) -> napi::Result<bool> {
         let client = client_id(&env, client)?;
         let event = convert::event(&env, data, event, id, retry)?;
-        Ok(error::found(&env, self.open(&env)?.send_to_client(client, &event))?.is_some())
+        self.with_engine(&env, |engine| {
+            Ok(error::found(&env, engine.send_to_client(client, &event))?.is_some())
+        })
     }
 
     #[napi]
@@ -201,7 +227,9 @@ impl NativeEngine {
         retry: Option<f64>,
     ) -> napi::Result<u32> {
         let event = convert::event(&env, data, event, id, retry)?;
-        Ok(error::check(&env, self.open(&env)?.send_to_user(&user, &event))? as u32)
+        self.with_engine(&env, |engine| {
+            Ok(error::check(&env, engine.send_to_user(&user, &event))? as u32)
+        })
     }
 
     #[napi]
@@ -215,7 +243,9 @@ impl NativeEngine {
         retry: Option<f64>,
     ) -> napi::Result<u32> {
         let event = convert::event(&env, data, event, id, retry)?;
-        Ok(error::check(&env, self.open(&env)?.broadcast(&channel, &event))? as u32)
+        self.with_engine(&env, |engine| {
+            Ok(error::check(&env, engine.broadcast(&channel, &event))? as u32)
+        })
     }
 
     #[napi]
@@ -228,7 +258,9 @@ impl NativeEngine {
         retry: Option<f64>,
     ) -> napi::Result<u32> {
         let event = convert::event(&env, data, event, id, retry)?;
-        Ok(error::check(&env, self.open(&env)?.broadcast_all(&event))? as u32)
+        self.with_engine(&env, |engine| {
+            Ok(error::check(&env, engine.broadcast_all(&event))? as u32)
+        })
     }
 
     /// `filter` is the engine's filter as JSON text.
@@ -245,82 +277,100 @@ impl NativeEngine {
         retry: Option<f64>,
     ) -> napi::Result<u32> {
         let event = convert::event(&env, data, event, id, retry)?;
-        let count = self.open(&env)?.broadcast_where(&channel, &filter, &event);
-        Ok(error::check(&env, count)? as u32)
+        self.with_engine(&env, |engine| {
+            let count = engine.broadcast_where(&channel, &filter, &event);
+            Ok(error::check(&env, count)? as u32)
+        })
     }
 
     /// `true` when added; `false` when already a member or no such client.
     #[napi]
     pub fn subscribe(&self, env: Env, client: f64, channel: String) -> napi::Result<bool> {
         let client = client_id(&env, client)?;
-        Ok(error::found(&env, self.open(&env)?.subscribe(client, &channel))?.unwrap_or(false))
+        self.with_engine(&env, |engine| {
+            Ok(error::found(&env, engine.subscribe(client, &channel))?.unwrap_or(false))
+        })
     }
 
     /// `true` when removed; `false` when not a member or no such client.
     #[napi]
     pub fn unsubscribe(&self, env: Env, client: f64, channel: String) -> napi::Result<bool> {
         let client = client_id(&env, client)?;
-        Ok(error::found(&env, self.open(&env)?.unsubscribe(client, &channel))?.unwrap_or(false))
+        self.with_engine(&env, |engine| {
+            Ok(error::found(&env, engine.unsubscribe(client, &channel))?.unwrap_or(false))
+        })
     }
 
     /// `false` when no such client is connected.
     #[napi]
     pub fn disconnect(&self, env: Env, client: f64) -> napi::Result<bool> {
         let client = client_id(&env, client)?;
-        Ok(error::found(&env, self.open(&env)?.disconnect(client))?.is_some())
+        self.with_engine(&env, |engine| {
+            Ok(error::found(&env, engine.disconnect(client))?.is_some())
+        })
     }
 
     /// The client as `ClientInfo::to_json` shows it, or `null`.
     #[napi(ts_return_type = "import('./index').ClientInfo | null")]
     pub fn get_client(&self, env: Env, client: f64) -> napi::Result<Option<Value>> {
         let client = client_id(&env, client)?;
-        let info = error::found(&env, self.open(&env)?.get_client(client))?;
-        Ok(info.as_ref().map(ClientInfo::to_json))
+        self.with_engine(&env, |engine| {
+            let info = error::found(&env, engine.get_client(client))?;
+            Ok(info.as_ref().map(ClientInfo::to_json))
+        })
     }
 
     #[napi(ts_return_type = "import('./index').ClientInfo[]")]
     pub fn clients(&self, env: Env) -> napi::Result<Value> {
-        Ok(clients_json(error::check(
-            &env,
-            self.open(&env)?.clients(),
-        )?))
+        self.with_engine(&env, |engine| {
+            Ok(clients_json(error::check(&env, engine.clients())?))
+        })
     }
 
     #[napi(ts_return_type = "import('./index').ClientInfo[]")]
     pub fn clients_in(&self, env: Env, channel: String) -> napi::Result<Value> {
-        Ok(clients_json(error::check(
-            &env,
-            self.open(&env)?.clients_in(&channel),
-        )?))
+        self.with_engine(&env, |engine| {
+            Ok(clients_json(error::check(
+                &env,
+                engine.clients_in(&channel),
+            )?))
+        })
     }
 
     #[napi(ts_return_type = "import('./index').ClientInfo[]")]
     pub fn clients_of(&self, env: Env, user: String) -> napi::Result<Value> {
-        Ok(clients_json(error::check(
-            &env,
-            self.open(&env)?.clients_of(&user),
-        )?))
+        self.with_engine(&env, |engine| {
+            Ok(clients_json(error::check(&env, engine.clients_of(&user))?))
+        })
     }
 
     #[napi(ts_return_type = "import('./index').ChannelInfo[]")]
     pub fn channels(&self, env: Env) -> napi::Result<Value> {
-        let channels = error::check(&env, self.open(&env)?.channels())?;
-        Ok(Value::Array(channels.iter().map(|c| c.to_json()).collect()))
+        self.with_engine(&env, |engine| {
+            let channels = error::check(&env, engine.channels())?;
+            Ok(Value::Array(channels.iter().map(|c| c.to_json()).collect()))
+        })
     }
 
     #[napi]
     pub fn client_count(&self, env: Env) -> napi::Result<u32> {
-        Ok(error::check(&env, self.open(&env)?.client_count())? as u32)
+        self.with_engine(&env, |engine| {
+            Ok(error::check(&env, engine.client_count())? as u32)
+        })
     }
 
     #[napi]
     pub fn channel_count(&self, env: Env, channel: String) -> napi::Result<u32> {
-        Ok(error::check(&env, self.open(&env)?.channel_count(&channel))? as u32)
+        self.with_engine(&env, |engine| {
+            Ok(error::check(&env, engine.channel_count(&channel))? as u32)
+        })
     }
 
     #[napi]
     pub fn user_count(&self, env: Env, user: String) -> napi::Result<u32> {
-        Ok(error::check(&env, self.open(&env)?.user_count(&user))? as u32)
+        self.with_engine(&env, |engine| {
+            Ok(error::check(&env, engine.user_count(&user))? as u32)
+        })
     }
 
     /// `metadata`: a JSON object as text, or `null` to clear. `false`: no such client.
@@ -332,18 +382,24 @@ impl NativeEngine {
         metadata: Option<String>,
     ) -> napi::Result<bool> {
         let client = client_id(&env, client)?;
-        let set = self.open(&env)?.set_metadata(client, metadata.as_deref());
-        Ok(error::found(&env, set)?.is_some())
+        self.with_engine(&env, |engine| {
+            let set = engine.set_metadata(client, metadata.as_deref());
+            Ok(error::found(&env, set)?.is_some())
+        })
     }
 
     #[napi]
     pub fn close_channel(&self, env: Env, channel: String, disconnect: bool) -> napi::Result<u32> {
-        Ok(error::check(&env, self.open(&env)?.close_channel(&channel, disconnect))? as u32)
+        self.with_engine(&env, |engine| {
+            Ok(error::check(&env, engine.close_channel(&channel, disconnect))? as u32)
+        })
     }
 
     #[napi]
     pub fn remove_empty_channels(&self, env: Env) -> napi::Result<u32> {
-        Ok(error::check(&env, self.open(&env)?.remove_empty_channels())? as u32)
+        self.with_engine(&env, |engine| {
+            Ok(error::check(&env, engine.remove_empty_channels())? as u32)
+        })
     }
 
     #[napi]
@@ -355,7 +411,9 @@ impl NativeEngine {
         max_age_ms: f64,
     ) -> napi::Result<()> {
         let limits = convert::history(&env, max_events, max_age_ms)?;
-        error::check(&env, self.open(&env)?.configure_channel(&channel, limits))
+        self.with_engine(&env, |engine| {
+            error::check(&env, engine.configure_channel(&channel, limits))
+        })
     }
 
     #[napi(ts_return_type = "import('./index').Stats")]
@@ -379,8 +437,8 @@ impl NativeEngine {
     }
 
     /// Starts the shutdown on a thread of its own and returns at once. Events of the
-    /// shutdown follow, then one `CLOSED` event; until then the process is kept alive.
-    /// A second call throws `SSE_SHUT_DOWN`.
+    /// shutdown follow, then one `CLOSED` event; until then the process is kept alive
+    /// and other calls answer quietly (`error.rs`). A second call throws `SSE_SHUT_DOWN`.
     #[napi]
     #[allow(clippy::too_many_arguments)]
     pub fn close(
@@ -404,9 +462,9 @@ impl NativeEngine {
         self.open(&env)?;
         let sink = lock(&self.sink)
             .clone()
-            .ok_or_else(|| error::throw(&env, sse_engine::Error::shut_down()))?;
+            .ok_or_else(|| error::shut_down(&env))?;
         sink.set_ref(&env, true)?;
-        self.closing.store(true, Ordering::SeqCst);
+        self.state.store(CLOSING, Ordering::SeqCst);
         let engine = self.engine.clone();
         let slot = self.sink.clone();
         let close_error = self.close_error.clone();
@@ -432,9 +490,12 @@ impl NativeEngine {
         Ok(())
     }
 
-    /// Throws what went wrong in the shutdown `close()` started, if anything.
+    /// JavaScript got the `CLOSED` event (every event of the shutdown was emitted):
+    /// from now on calls throw `SSE_SHUT_DOWN`. Throws what went wrong in the shutdown
+    /// `close()` started, if anything.
     #[napi]
-    pub fn check_closed(&self, env: Env) -> napi::Result<()> {
+    pub fn finish_close(&self, env: Env) -> napi::Result<()> {
+        self.state.store(CLOSED, Ordering::SeqCst);
         match lock(&self.close_error).take() {
             Some(e) => Err(error::throw(&env, e)),
             None => Ok(()),
@@ -444,8 +505,11 @@ impl NativeEngine {
 
 impl Drop for NativeEngine {
     fn drop(&mut self) {
-        // Collected without close(): dropping the engine flushes for up to a second and
-        // joins its threads, which must not happen on the JavaScript thread.
+        // Collected without close() (the JavaScript `Engine` became unreachable): dropping
+        // the engine shuts it down as in Rust, flushing for up to a second and joining
+        // its threads, which must not happen on the JavaScript thread. Its clients'
+        // events still reach the sink, whose callback finds no `Engine` any more; the
+        // sink and its threadsafe function go with the last reactor thread.
         let engine = self.engine.clone();
         let _ = std::thread::Builder::new()
             .name("sse-engine-drop".into())

@@ -281,7 +281,7 @@ test('an unreferenced engine lets the process exit; ref() keeps it alive until c
   assert.ok(unref.signal === null && refd.signal === null && unrefAgain.signal === null, 'no run hung');
 });
 
-test('close() sends a last event, ends every client, resolves after their events; later calls throw', async () => {
+test('close() sends a last event, ends every client, resolves after their events; calls until then deliver nothing, later calls throw', async () => {
   const local = new Engine({ heartbeatMs: 0 });
   const events = recorder(local);
   const srv = http.createServer((req, res) => local.connect(req, res, { channels: ['bye'] }));
@@ -291,7 +291,8 @@ test('close() sends a last event, ends every client, resolves after their events
   await waitFor(() => local.clientCount() === 2, { what: 'two clients' });
   const closing = local.close({ timeoutMs: 500, lastEvent: { data: 'bye', event: 'shutdown' } });
   assert.strictEqual(local.closed, true);
-  assert.throws(() => local.broadcast('bye', 'late'), (err) => err.code === 'SSE_SHUT_DOWN' && /closed/.test(err.message));
+  assert.strictEqual(local.broadcast('bye', 'late'), 0, 'while close() runs nothing is delivered');
+  assert.strictEqual(local.close(), closing, 'a second close() while the first runs waits for it');
   await closing;
   assert.strictEqual(events.filter((e) => e.type === 'disconnect' && e.reason === 'shutdown').length, 2,
     'every shutdown disconnect was emitted before close() resolved');
@@ -307,7 +308,7 @@ test('close() sends a last event, ends every client, resolves after their events
     () => local.subscribe(1, 'a'),
     () => local.connect({ headers: {} }, { writeHead() {} }),
   ]) {
-    assert.throws(call, (err) => err instanceof Error && err.code === 'SSE_SHUT_DOWN');
+    assert.throws(call, (err) => err instanceof Error && err.code === 'SSE_SHUT_DOWN' && /closed/.test(err.message));
   }
   await assert.rejects(local.close(), (err) => err.code === 'SSE_SHUT_DOWN');
   assert.strictEqual(local.stats().disconnects.shutdown, 2, 'stats still answer after close()');

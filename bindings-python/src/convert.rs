@@ -1,10 +1,157 @@
-//! Values from the engine to Python objects: JSON (client and channel info), stats.
+//! Conversions. Python arguments to Rust values (integers, seconds, text, flags), each
+//! error naming the argument (the errors themselves come from [`errors::argument`]);
+//! values from the engine to Python objects: JSON (client and channel info), stats.
 
+use std::fmt::Display;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::IntoPyObjectExt;
 use serde_json::Value;
 use sse_engine::{ClientInfo, Config, DisconnectReason, Stats};
+
+use crate::errors;
+
+/// The integer types arguments convert to, with the range their errors name.
+pub trait Int: Sized + Display {
+    const MIN: Self;
+    const MAX: Self;
+}
+
+macro_rules! int_types {
+    ($($t:ty),*) => {$(
+        impl Int for $t {
+            const MIN: Self = <$t>::MIN;
+            const MAX: Self = <$t>::MAX;
+        }
+    )*};
+}
+int_types!(i32, u32, u64, usize);
+
+/// An integer argument. Out of the type's range: `ValueError` naming `name` and the
+/// range (never `OverflowError`); not an integer: `TypeError` naming `name`.
+pub fn int<'py, T>(name: &str, value: &Bound<'py, PyAny>) -> PyResult<T>
+where
+    T: Int + for<'a> FromPyObject<'a, 'py, Error = PyErr>,
+{
+    value.extract::<T>().map_err(|e| {
+        let expected = format!("an integer from {} to {}", T::MIN, T::MAX);
+        errors::argument(name, value, &expected, e)
+    })
+}
+
+/// A duration in seconds: a non-negative, finite number (float or int).
+pub fn seconds(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    let secs: f64 = value
+        .extract()
+        .map_err(|e| errors::argument(name, value, "a number of seconds", e))?;
+    duration(name, secs)
+}
+
+/// `secs` as a `Duration`; `ValueError` naming `name` unless non-negative and finite.
+pub fn duration(name: &str, secs: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a non-negative, finite number of seconds, got {secs}"
+        ))
+    })
+}
+
+/// A text argument (`str`, encodable as UTF-8: a lone surrogate is a `ValueError`).
+pub fn text(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
+    value
+        .extract()
+        .map_err(|e| errors::argument(name, value, "a str (valid UTF-8 text)", e))
+}
+
+/// A `bool` argument.
+pub fn flag(name: &str, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    value
+        .extract()
+        .map_err(|e| errors::argument(name, value, "a bool", e))
+}
+
+/// `None` as `None`, anything else converted by `convert`.
+pub fn optional<'py, T>(
+    value: &Bound<'py, PyAny>,
+    convert: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<T>,
+) -> PyResult<Option<T>> {
+    if value.is_none() {
+        Ok(None)
+    } else {
+        convert(value).map(Some)
+    }
+}
+
+/// Reads the engine options (keyword arguments of `Engine(...)`). An option left out
+/// keeps the engine's default; `None` turns off what can be turned off. Every error
+/// names the option.
+pub fn config_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
+    let mut config = Config::default();
+    let Some(options) = options else {
+        return Ok(config);
+    };
+    for (key, value) in options.iter() {
+        let key: String = key.extract()?;
+        let name = key.as_str();
+        let value = &value;
+        match name {
+            "threads" => config.threads = int(name, value)?,
+            "heartbeat" => config.heartbeat = optional(value, |v| seconds(name, v))?,
+            "retry" => config.retry = optional(value, |v| int(name, v))?,
+            "max_queue_bytes" => config.max_queue_bytes = int(name, value)?,
+            "max_clients" => config.max_clients = optional(value, |v| int(name, v))?,
+            "max_clients_per_channel" => {
+                config.max_clients_per_channel = optional(value, |v| int(name, v))?
+            }
+            "write_timeout" => config.write_timeout = optional(value, |v| seconds(name, v))?,
+            "busy_retry_after" => config.busy_retry_after_secs = int(name, value)?,
+            "auto_ids" => config.auto_ids = flag(name, value)?,
+            "history_size" => config.history.max_events = int(name, value)?,
+            "history_age" => config.history.max_age = seconds(name, value)?,
+            "max_replay" => config.max_replay = int(name, value)?,
+            "gap_event" => config.gap_event = optional(value, |v| text(name, v))?,
+            other => {
+                return Err(PyTypeError::new_err(format!(
+                    "unknown engine option {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(config)
+}
+
+// Arguments of the native methods (`#[pyo3(from_py_with = ...)]`), by name.
+
+pub fn client_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    int("client", value)
+}
+
+pub fn retry_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+    optional(value, |v| int("retry", v))
+}
+
+pub fn fd_arg(value: &Bound<'_, PyAny>) -> PyResult<i32> {
+    int("fd", value)
+}
+
+pub fn max_bytes_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    int("max_bytes", value)
+}
+
+pub fn history_size_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    int("history_size", value)
+}
+
+pub fn history_age_arg(value: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    seconds("history_age", value)
+}
+
+pub fn timeout_arg(value: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    seconds("timeout", value)
+}
 
 /// A JSON value as the Python object `json.loads` would give.
 pub fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {

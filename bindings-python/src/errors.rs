@@ -11,9 +11,18 @@
 //! | `Panic`                                       | `RuntimeError`                    |
 //!
 //! The message is the engine's, which names the offending argument.
+//!
+//! Python values the binding cannot convert (see [`argument`], used by `convert.rs`):
+//! an integer out of the range of its argument (`OverflowError` from the conversion)
+//! and text that is not valid UTF-8 (`UnicodeEncodeError`: a lone surrogate) raise
+//! `ValueError`, a value of the wrong type raises `TypeError`; both name the argument
+//! and chain the conversion's own error as `__cause__`.
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyLookupError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyLookupError, PyOSError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
+};
+use pyo3::prelude::*;
 use pyo3::PyErr;
 use sse_engine::{Error, ErrorKind};
 
@@ -50,6 +59,59 @@ pub fn to_py(error: Error) -> PyErr {
         ErrorKind::Io => PyOSError::new_err(message),
         ErrorKind::Panic => PyRuntimeError::new_err(format!("internal error: {message}")),
     }
+}
+
+/// Longest `repr` of a bad value quoted in a message.
+const MAX_REPR: usize = 40;
+
+/// The error for a Python value that could not be converted for the argument `name`,
+/// which must be `expected` (for example "an integer from 0 to 255"). Out of range or
+/// not encodable: `ValueError`; wrong type: `TypeError`. Any other exception (one the
+/// object raised itself, from its `__index__` say) is raised as it is.
+pub fn argument(name: &str, value: &Bound<'_, PyAny>, expected: &str, error: PyErr) -> PyErr {
+    let py = value.py();
+    // A new exception of a known class, never one of the original's class rebuilt from
+    // a message: `UnicodeEncodeError("...")` itself fails ("function takes exactly 5
+    // arguments (1 given)").
+    let raised = if error.is_instance_of::<PyOverflowError>(py)
+        || error.is_instance_of::<PyValueError>(py)
+    {
+        PyValueError::new_err(format!(
+            "{name} must be {expected}, got {}",
+            short_repr(value)
+        ))
+    } else if error.is_instance_of::<PyTypeError>(py) {
+        PyTypeError::new_err(format!(
+            "{name} must be {expected}, not {}",
+            type_name_of(value)
+        ))
+    } else {
+        return error;
+    };
+    raised.set_cause(py, Some(error));
+    raised
+}
+
+fn short_repr(value: &Bound<'_, PyAny>) -> String {
+    // repr itself may fail (an int of more than 4300 digits).
+    let text = match value.repr() {
+        Ok(repr) => repr.to_string(),
+        Err(_) => return format!("<{}: repr() failed>", type_name_of(value)),
+    };
+    if text.chars().count() <= MAX_REPR {
+        text
+    } else {
+        let head: String = text.chars().take(MAX_REPR).collect();
+        format!("{head}...")
+    }
+}
+
+fn type_name_of(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned())
 }
 
 /// For calls whose Python form answers "was the client there?": `NotFound` becomes

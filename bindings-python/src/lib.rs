@@ -16,12 +16,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use sse_engine::{
-    Config, ConnectOptions, DisconnectReason, Engine, Event, HistoryLimits, LifecycleEvent,
-};
+use sse_engine::{ConnectOptions, DisconnectReason, Engine, Event, HistoryLimits, LifecycleEvent};
 
 use errors::{found, IntoPy};
 
@@ -38,65 +36,6 @@ struct NativeEngine {
     engine: Arc<Engine>,
     /// Lifecycle events from the reactor threads, once `enable_events` installed the handler.
     events: Mutex<Option<Receiver<LifecycleEvent>>>,
-}
-
-fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        PyValueError::new_err(format!(
-            "{name} must be a non-negative, finite number of seconds, got {value}"
-        ))
-    })
-}
-
-fn optional_seconds(name: &str, value: Option<f64>) -> PyResult<Option<Duration>> {
-    value.map(|v| seconds(name, v)).transpose()
-}
-
-/// Reads the engine options (keyword arguments of `Engine(...)`). An option left out
-/// keeps the engine's default; `None` turns off what can be turned off.
-fn config_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
-    let mut config = Config::default();
-    let Some(options) = options else {
-        return Ok(config);
-    };
-    for (key, value) in options.iter() {
-        let key: String = key.extract()?;
-        // Keeps the exception type (TypeError, OverflowError...) and names the option.
-        let wrong = |e: PyErr| {
-            let py = options.py();
-            PyErr::from_type(e.get_type(py), format!("option {key}: {}", e.value(py)))
-        };
-        match key.as_str() {
-            "threads" => config.threads = value.extract().map_err(wrong)?,
-            "heartbeat" => {
-                config.heartbeat = optional_seconds("heartbeat", value.extract().map_err(wrong)?)?
-            }
-            "retry" => config.retry = value.extract().map_err(wrong)?,
-            "max_queue_bytes" => config.max_queue_bytes = value.extract().map_err(wrong)?,
-            "max_clients" => config.max_clients = value.extract().map_err(wrong)?,
-            "max_clients_per_channel" => {
-                config.max_clients_per_channel = value.extract().map_err(wrong)?
-            }
-            "write_timeout" => {
-                config.write_timeout =
-                    optional_seconds("write_timeout", value.extract().map_err(wrong)?)?
-            }
-            "busy_retry_after" => config.busy_retry_after_secs = value.extract().map_err(wrong)?,
-            "auto_ids" => config.auto_ids = value.extract().map_err(wrong)?,
-            "history_size" => config.history.max_events = value.extract().map_err(wrong)?,
-            "history_age" => {
-                config.history.max_age = seconds("history_age", value.extract().map_err(wrong)?)?
-            }
-            "max_replay" => config.max_replay = value.extract().map_err(wrong)?,
-            "gap_event" => config.gap_event = value.extract().map_err(wrong)?,
-            other => {
-                return Err(PyTypeError::new_err(format!(
-                    "unknown engine option {other:?}"
-                )))
-            }
-        }
-    }
-    Ok(config)
 }
 
 fn event(data: String, name: Option<String>, id: Option<String>, retry: Option<u64>) -> Event {
@@ -121,7 +60,7 @@ impl NativeEngine {
     #[new]
     #[pyo3(signature = (**options))]
     fn new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let config = config_from(options)?;
+        let config = convert::config_from(options)?;
         let engine = py.detach(|| Engine::start(config)).py_err()?;
         Ok(NativeEngine {
             engine: Arc::new(engine),
@@ -135,13 +74,13 @@ impl NativeEngine {
     fn connect_fd(
         &self,
         py: Python<'_>,
-        fd: i32,
+        #[pyo3(from_py_with = convert::fd_arg)] fd: i32,
         channels: Vec<String>,
         user: Option<String>,
         metadata: Option<String>,
         headers: Vec<(String, String)>,
         last_event_id: Option<String>,
-        retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
         head_sent: bool,
     ) -> PyResult<u64> {
         let options = ConnectOptions {
@@ -165,7 +104,7 @@ impl NativeEngine {
         user: Option<String>,
         metadata: Option<String>,
         last_event_id: Option<String>,
-        retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
     ) -> PyResult<u64> {
         let options = ConnectOptions {
             channels,
@@ -183,15 +122,19 @@ impl NativeEngine {
     fn take_stream<'py>(
         &self,
         py: Python<'py>,
-        client: u64,
-        max_bytes: usize,
+        #[pyo3(from_py_with = convert::client_arg)] client: u64,
+        #[pyo3(from_py_with = convert::max_bytes_arg)] max_bytes: usize,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let taken = found(py.detach(|| self.engine.take_stream(client, max_bytes)))?;
         Ok(taken.map(|bytes| PyBytes::new(py, &bytes)))
     }
 
     /// The response of a stream-mode client ended. False when the client is unknown.
-    fn close_stream(&self, py: Python<'_>, client: u64) -> PyResult<bool> {
+    fn close_stream(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = convert::client_arg)] client: u64,
+    ) -> PyResult<bool> {
         Ok(found(py.detach(|| self.engine.close_stream(client)))?.is_some())
     }
 
@@ -200,11 +143,11 @@ impl NativeEngine {
     fn send(
         &self,
         py: Python<'_>,
-        client: u64,
+        #[pyo3(from_py_with = convert::client_arg)] client: u64,
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
     ) -> PyResult<bool> {
         let ev = event(data, event_name, id, retry);
         Ok(found(py.detach(|| self.engine.send_to_client(client, &ev)))?.is_some())
@@ -218,7 +161,7 @@ impl NativeEngine {
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
     ) -> PyResult<usize> {
         let ev = event(data, event_name, id, retry);
         py.detach(|| self.engine.send_to_user(&user, &ev)).py_err()
@@ -232,7 +175,7 @@ impl NativeEngine {
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
     ) -> PyResult<usize> {
         let ev = event(data, event_name, id, retry);
         py.detach(|| self.engine.broadcast(&channel, &ev)).py_err()
@@ -245,7 +188,7 @@ impl NativeEngine {
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
     ) -> PyResult<usize> {
         let ev = event(data, event_name, id, retry);
         py.detach(|| self.engine.broadcast_all(&ev)).py_err()
@@ -261,7 +204,7 @@ impl NativeEngine {
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
     ) -> PyResult<usize> {
         let ev = event(data, event_name, id, retry);
         py.detach(|| self.engine.broadcast_where(&channel, &filter, &ev))
@@ -269,17 +212,31 @@ impl NativeEngine {
     }
 
     /// False when the client was already a member, or is not connected.
-    fn subscribe(&self, py: Python<'_>, client: u64, channel: String) -> PyResult<bool> {
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = convert::client_arg)] client: u64,
+        channel: String,
+    ) -> PyResult<bool> {
         Ok(found(py.detach(|| self.engine.subscribe(client, &channel)))?.unwrap_or(false))
     }
 
     /// False when the client was not a member, or is not connected.
-    fn unsubscribe(&self, py: Python<'_>, client: u64, channel: String) -> PyResult<bool> {
+    fn unsubscribe(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = convert::client_arg)] client: u64,
+        channel: String,
+    ) -> PyResult<bool> {
         Ok(found(py.detach(|| self.engine.unsubscribe(client, &channel)))?.unwrap_or(false))
     }
 
     /// False when no such client is connected.
-    fn disconnect(&self, py: Python<'_>, client: u64) -> PyResult<bool> {
+    fn disconnect(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = convert::client_arg)] client: u64,
+    ) -> PyResult<bool> {
         Ok(found(py.detach(|| self.engine.disconnect(client)))?.is_some())
     }
 
@@ -288,7 +245,7 @@ impl NativeEngine {
     fn set_metadata(
         &self,
         py: Python<'_>,
-        client: u64,
+        #[pyo3(from_py_with = convert::client_arg)] client: u64,
         metadata: Option<String>,
     ) -> PyResult<bool> {
         let result = py.detach(|| self.engine.set_metadata(client, metadata.as_deref()));
@@ -296,7 +253,11 @@ impl NativeEngine {
     }
 
     /// One client as a dict, or None when it is not connected.
-    fn get_client<'py>(&self, py: Python<'py>, client: u64) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn get_client<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = convert::client_arg)] client: u64,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         match found(py.detach(|| self.engine.get_client(client)))? {
             Some(info) => Ok(Some(convert::json_to_py(py, &info.to_json())?)),
             None => Ok(None),
@@ -353,12 +314,12 @@ impl NativeEngine {
         &self,
         py: Python<'_>,
         channel: String,
-        history_size: usize,
-        history_age: f64,
+        #[pyo3(from_py_with = convert::history_size_arg)] history_size: usize,
+        #[pyo3(from_py_with = convert::history_age_arg)] history_age: Duration,
     ) -> PyResult<()> {
         let history = HistoryLimits {
             max_events: history_size,
-            max_age: seconds("history_age", history_age)?,
+            max_age: history_age,
         };
         py.detach(|| self.engine.configure_channel(&channel, history))
             .py_err()
@@ -410,7 +371,7 @@ impl NativeEngine {
         py: Python<'py>,
         timeout: f64,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
-        let timeout = seconds("timeout", timeout)?;
+        let timeout = convert::duration("timeout", timeout)?;
         let batch = py.detach(|| {
             let slot = self.events.lock().unwrap_or_else(|e| e.into_inner());
             let Some(rx) = slot.as_ref() else {
@@ -468,10 +429,14 @@ impl NativeEngine {
     /// Stops taking clients, optionally sends a last event to everyone, flushes for up
     /// to `timeout` seconds, closes every client and stops the reactor threads.
     #[pyo3(signature = (timeout, last=None))]
-    fn shutdown(&self, py: Python<'_>, timeout: f64, last: Option<LastEvent>) -> PyResult<()> {
-        let deadline = seconds("timeout", timeout)?;
+    fn shutdown(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = convert::timeout_arg)] timeout: Duration,
+        last: Option<LastEvent>,
+    ) -> PyResult<()> {
         let last = last.map(|(data, name, id, retry)| event(data, name, id, retry));
-        py.detach(|| self.engine.shutdown_with(deadline, last.as_ref()))
+        py.detach(|| self.engine.shutdown_with(timeout, last.as_ref()))
             .py_err()
     }
 }

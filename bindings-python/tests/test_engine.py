@@ -344,6 +344,65 @@ def test_callback_exception_is_logged_and_engine_goes_on(engine, caplog):
     assert ra.read_events(1)[0]["data"] == "fine"
 
 
+def test_callback_raising_systemexit_or_keyboardinterrupt_is_logged_too(engine, caplog):
+    """SystemExit and KeyboardInterrupt are no exceptions to the rule: logged, and the
+    callback thread goes on running the later callbacks."""
+    seen = []
+
+    def on_connect(client):
+        seen.append(client)
+        if len(seen) == 1:
+            raise SystemExit(4)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    engine.on_connect = on_connect
+    with caplog.at_level(logging.ERROR, logger="sse_engine"):
+        a, ra = connect(engine)
+        wait_for(lambda: len(seen) == 1, what="the first callback")
+        b, rb = connect(engine)
+        wait_for(lambda: len(seen) == 2, what="the second callback")
+        c, rc = connect(engine)
+        wait_for(lambda: len(seen) == 3, what="a callback after SystemExit and KeyboardInterrupt")
+    assert seen == [a, b, c]
+    raised = [r.exc_info[0] for r in caplog.records if r.exc_info and "on_connect" in r.getMessage()]
+    assert raised == [SystemExit, KeyboardInterrupt]
+    assert engine._dispatcher.is_alive()
+
+
+def test_callback_raising_systemexit_on_an_asyncio_loop_does_not_stop_it(caplog):
+    async def main():
+        seen = []
+        done = asyncio.Event()
+
+        def on_connect(client):
+            seen.append(("connect", client))
+            raise KeyboardInterrupt
+
+        async def on_disconnect(client, reason):
+            seen.append(("disconnect", client))
+            done.set()
+            raise SystemExit(5)
+
+        engine = sse_engine.Engine(heartbeat=None, callback_loop=asyncio.get_running_loop(),
+                                   on_connect=on_connect, on_disconnect=on_disconnect)
+        try:
+            cid, raw = connect(engine)
+            raw.close()
+            await asyncio.wait_for(done.wait(), 5)
+            for _ in range(3):
+                await asyncio.sleep(0)  # the task's end is logged
+            assert seen == [("connect", cid), ("disconnect", cid)]
+        finally:
+            engine.close()
+        return "loop still running"
+
+    with caplog.at_level(logging.ERROR, logger="sse_engine"):
+        assert asyncio.run(main()) == "loop still running"
+    raised = [r.exc_info[0] for r in caplog.records if r.exc_info]
+    assert raised == [KeyboardInterrupt, SystemExit]
+
+
 def test_callbacks_on_an_asyncio_loop():
     async def main():
         loop = asyncio.get_running_loop()
@@ -474,7 +533,8 @@ def test_bad_options_leave_the_socket_with_the_caller(engine):
         ({"headers": {"X-Bad": "a\r\nInjected: 1"}}, ValueError),
         ({"headers": {"Content-Type": "text/html"}}, ValueError),
         ({"last_event_id": "a\nb"}, ValueError),
-        ({"retry": -1}, OverflowError),
+        ({"retry": -1}, ValueError),
+        ({"retry": 2**64}, ValueError),
         ({"retry": "soon"}, TypeError),
     ]:
         with pytest.raises(exc):
@@ -533,6 +593,65 @@ def test_bad_engine_options():
         sse_engine.Engine(max_queue_bytes=10)
     with pytest.raises(TypeError):
         sse_engine.Engine(serializer=3)
+
+
+def test_out_of_range_integers_are_value_errors_naming_the_argument(engine):
+    cid, raw = connect(engine, channels=["c"])
+    server, client = tcp_pair()
+    calls = {
+        "client": [
+            lambda v: engine.send(v, "x"), lambda v: engine.subscribe(v, "c"),
+            lambda v: engine.unsubscribe(v, "c"), lambda v: engine.disconnect(v),
+            lambda v: engine.set_metadata(v, None), lambda v: engine.get_client(v),
+            lambda v: engine.take_stream(v), lambda v: engine.close_stream(v),
+        ],
+        "retry": [
+            lambda v: engine.send(cid, "x", retry=v), lambda v: engine.send_to_user("u", "x", retry=v),
+            lambda v: engine.broadcast("c", "x", retry=v), lambda v: engine.broadcast_all("x", retry=v),
+            lambda v: engine.broadcast_where("c", {}, "x", retry=v),
+            lambda v: engine.connect_stream(retry=v), lambda v: engine.connect(server, retry=v),
+        ],
+        "max_bytes": [lambda v: engine.take_stream(cid, v)],
+        "history_size": [lambda v: engine.configure_channel("c", history_size=v, history_age=1)],
+        "fd": [lambda v: engine.connect(v)],
+    }
+    for name, fns in calls.items():
+        for fn in fns:
+            for value in (-1, 2**64, 2**200):
+                with pytest.raises(ValueError, match=name) as info:
+                    fn(value)
+                assert not isinstance(info.value, OverflowError)
+    for value in (-1, 10**400, float("inf")):
+        with pytest.raises(ValueError, match="history_age"):
+            engine.configure_channel("c", history_size=1, history_age=value)
+    with pytest.raises(TypeError, match="client"):
+        engine.send("one", "x")
+    assert server.fileno() != -1  # refused before the hand-over: still the caller's
+    assert engine.client_count() == 1 and engine.send(cid, "fine")
+
+
+def test_out_of_range_engine_options_are_value_errors():
+    for name in ("threads", "retry", "max_queue_bytes", "max_clients", "max_clients_per_channel",
+                 "busy_retry_after", "history_size", "max_replay"):
+        for value in (-1, 2**64):
+            with pytest.raises(ValueError, match=name) as info:
+                sse_engine.Engine(**{name: value})
+            assert not isinstance(info.value, OverflowError)
+    for name in ("heartbeat", "write_timeout", "history_age"):
+        with pytest.raises(ValueError, match=name):
+            sse_engine.Engine(**{name: 10**400})
+    with sse_engine.Engine(heartbeat=None) as engine:
+        with pytest.raises(ValueError, match="timeout"):
+            engine.close(timeout=10**400)
+        assert not engine.closed
+
+
+def test_unencodable_text_option_names_the_option():
+    with pytest.raises(ValueError, match="gap_event") as info:
+        sse_engine.Engine(gap_event="\ud800")
+    assert "arguments" not in str(info.value)
+    with pytest.raises(TypeError, match="gap_event"):
+        sse_engine.Engine(gap_event=5)
 
 
 # ---------------------------------------------------------------- close

@@ -149,3 +149,89 @@ assert engine.broadcast("x", "parent still works") == 1
 """, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "child 0" in result.stdout
+
+
+def test_swap_at_the_descriptor_limit_leaves_the_socket_and_the_engine_untouched():
+    """With one or two descriptors free, ``connect(sock, takeover="swap")`` (what the
+    ``http.server`` and WSGI helpers do) cannot make its duplicate and placeholder: it
+    raises ``OSError`` before the engine sees the connection, so the engine has no
+    client, the peer got nothing, and the caller can still answer on the socket."""
+    result = run_script(SETUP + """
+import errno, os, resource
+engine = sse_engine.Engine(heartbeat=None)
+spare = os.open(os.devnull, os.O_RDONLY)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+used = len(os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (used + 16, hard))
+fillers = []
+try:
+    while True:
+        fillers.append(os.dup(spare))   # take every descriptor there is...
+except OSError as e:
+    assert e.errno == errno.EMFILE, e
+peer.settimeout(0.3)
+for free in (1, 2):
+    for fd in fillers[-free:]:      # ...but one or two
+        os.close(fd)
+    del fillers[-free:]
+    before = conn.fileno()
+    try:
+        engine.connect(conn, channels=["c"], takeover="swap")
+        raise AssertionError("connect succeeded with %d descriptor(s) free" % free)
+    except OSError as e:
+        assert e.errno == errno.EMFILE, e
+    assert engine.client_count() == 0, free
+    assert engine.stats()["connections_total"] == 0, free
+    assert conn.fileno() == before
+    try:
+        got = peer.recv(100)
+        raise AssertionError("the peer got %r with %d descriptor(s) free" % (got, free))
+    except socket.timeout:
+        pass
+    for _ in range(free):           # fill up again for the next round
+        fillers.append(os.dup(spare))
+for fd in fillers:
+    os.close(fd)
+# The socket is still the caller's: it can answer (a host would write its 503 here)...
+conn.sendall(b"HTTP/1.1 503 Service Unavailable\\r\\nContent-Length: 0\\r\\n\\r\\n")
+assert peer.recv(100).startswith(b"HTTP/1.1 503"), "the caller's answer did not arrive"
+# ...or, with descriptors to spare, hand it over after all.
+other = socket.create_connection(listener.getsockname())
+conn2, _ = listener.accept()
+engine.connect(conn2, channels=["c"], takeover="swap")
+other.settimeout(5)
+assert other.recv(100).startswith(b"HTTP/1.1 200 OK"), "the hand-over failed"
+assert engine.client_count() == 1
+print("ok", flush=True)
+""")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok", result.stdout
+
+
+def test_sigint_during_close_leaves_the_engine_closed():
+    """A KeyboardInterrupt (Ctrl-C) that arrives while ``close()`` waits for the flush
+    reaches the caller, and ``closed`` says what is true: the engine is shut down."""
+    result = run_script(SETUP + """
+import os, signal, threading
+engine = sse_engine.Engine(heartbeat=None, max_queue_bytes=8 * 1024 * 1024)
+conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+engine.connect(conn, channels=["c"])
+for _ in range(100):                  # queued bytes that nobody reads: the flush waits
+    engine.broadcast("c", "x" * 16384)
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    engine.close(timeout=1.5)
+    print("not interrupted", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+print("closed", engine.closed, flush=True)
+try:
+    engine.broadcast("c", "after")
+    print("still open", flush=True)
+except sse_engine.EngineClosedError:
+    print("engine closed", flush=True)
+engine.close()                        # closing again does nothing
+""")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:3] == ["interrupted", "closed True", "engine closed"], result.stdout

@@ -75,8 +75,14 @@ def _event_id(id: Any) -> Optional[str]:
     raise TypeError(f"id must be a str (or int), not {type(id).__name__}")
 
 
+def _nothing() -> None:
+    pass
+
+
 def _run_callback(kind: str, callback: Callable[..., Any], args: tuple) -> None:
-    """Runs one lifecycle callback; an exception is logged and goes no further."""
+    """Runs one lifecycle callback. Whatever it raises, ``SystemExit`` and
+    ``KeyboardInterrupt`` included, is logged and goes no further: the thread (or event
+    loop) that runs the callbacks goes on, and nothing is raised in another thread."""
     try:
         result = callback(*args)
         if inspect.isawaitable(result):
@@ -91,19 +97,20 @@ def _run_callback(kind: str, callback: Callable[..., Any], args: tuple) -> None:
                     kind,
                 )
                 return
-            task = asyncio.ensure_future(result, loop=loop)
-            task.add_done_callback(lambda t, kind=kind: _log_task_error(kind, t))
-    except Exception:
+            asyncio.ensure_future(_guarded(kind, result, args[0]), loop=loop)
+    except BaseException:
         logger.exception("sse_engine: the on_%s callback raised (client %s)", kind, args[0])
 
 
-def _log_task_error(kind: str, task: "asyncio.Future[Any]") -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error(
-            "sse_engine: the on_%s callback raised",
-            kind,
-            exc_info=task.exception(),
-        )
+async def _guarded(kind: str, awaitable: Any, client: int) -> None:
+    """Awaits a coroutine callback; what it raises is logged like a plain callback's
+    (a task that raised ``SystemExit`` or ``KeyboardInterrupt`` would stop the loop)."""
+    try:
+        await awaitable
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        logger.exception("sse_engine: the on_%s callback raised (client %s)", kind, client)
 
 
 class _StreamWaiter:
@@ -139,7 +146,12 @@ class Engine:
     ``on_gap(client)`` are lifecycle callbacks, run on a thread the binding owns,
     holding the GIL; with ``callback_loop`` they run on that asyncio loop instead
     (``call_soon_threadsafe``; a coroutine callback becomes a task). An exception in a
-    callback is logged (logger ``sse_engine``) and never stops the engine.
+    callback is logged (logger ``sse_engine``) and never stops the engine, nor the
+    thread or loop that runs the callbacks: ``SystemExit`` and ``KeyboardInterrupt``
+    included, which are logged and not raised again anywhere.
+
+    An integer argument out of range (negative, or too large) raises ``ValueError``
+    naming the argument, never ``OverflowError``.
 
     Use it as a context manager, or call :meth:`close`. One engine per process: create
     it after forking (in each gunicorn worker, not in the master).
@@ -189,7 +201,7 @@ class Engine:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` ran."""
+        """True once :meth:`close` shut the engine down (also when it was interrupted)."""
         return self._closed
 
     def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT, *, last_event: Any = None,
@@ -198,27 +210,34 @@ class Engine:
         lets queued bytes drain for up to ``timeout`` seconds, then closes every client
         (reason ``shutdown``) and stops the engine's threads. The lifecycle callbacks
         of those last disconnects have run when it returns (unless it is called from a
-        callback). Closing twice does nothing."""
+        callback). Closing twice does nothing. An exception raised while it waits (a
+        ``KeyboardInterrupt``) goes to the caller; :attr:`closed` then says whether the
+        engine shut down (it does once the wait began)."""
         if self._closed:
             return
         last = None
         if last_event is not None:  # checked before anything closes
             last = (self._text(last_event), last_event_name, _event_id(last_event_id), None)
         native = self._n()
+        # Marked closed before the engine shuts down, so that an interrupt (Ctrl-C)
+        # arriving while it waits for the flush leaves the flag set.
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         _open_engines.discard(self)
         try:
-            native.shutdown(float(timeout), last)
+            native.shutdown(timeout, last)
         except EngineClosedError:
             pass
         except BaseException:
-            # A bad argument (timeout, last event): nothing was closed.
-            with self._lock:
-                self._closed = False
-            _open_engines.add(self)
+            # A bad argument (timeout, last event) closes nothing; a KeyboardInterrupt
+            # may come before the engine started shutting down or after: the engine
+            # tells which, and the flag follows it. The exception goes to the caller.
+            if not _engine_stopped(native):
+                with self._lock:
+                    self._closed = False
+                _open_engines.add(self)
             raise
         dispatcher = self._dispatcher
         if dispatcher is not None and dispatcher is not threading.current_thread():
@@ -365,7 +384,10 @@ class Engine:
         over safely: with ``takeover="detach"`` (default) the object is detached and
         closed; with ``takeover="swap"`` (servers that keep using their object) its
         descriptor now refers to a harmless placeholder. On an error other than
-        :class:`LimitReachedError` the socket is left as it was.
+        :class:`LimitReachedError` the socket is left as it was: the duplicate and the
+        placeholder are made before the engine sees the connection, so an ``OSError``
+        (``EMFILE`` at the descriptor limit) means the engine has no client and wrote
+        nothing to it.
 
         The engine writes the response head (200, ``text/event-stream`` and
         ``headers``) unless ``head_sent``. ``metadata`` is a dict (JSON object).
@@ -384,14 +406,23 @@ class Engine:
         native = self._n()
         if isinstance(sock_or_fd, int) and not isinstance(sock_or_fd, bool):
             return native.connect_fd(sock_or_fd, *args)
-        if takeover == "detach":
-            release = _handover.release_detach
-        elif takeover == "swap":
-            release = _handover.release_swap
-        else:
+        if takeover not in ("detach", "swap"):
             raise ValueError(f"takeover must be 'detach' or 'swap', not {takeover!r}")
         _handover.check_socket(sock_or_fd)
-        fd = os.dup(sock_or_fd.fileno())
+        # Everything that can fail (the placeholder, the duplicate) happens before the
+        # engine sees the connection: on an error the socket is as it was and the engine
+        # never registered a client. Releasing the socket afterwards cannot fail.
+        if takeover == "swap":
+            swap = _handover.prepare_swap(sock_or_fd)
+            release: Callable[[Any], None] = swap.release
+            cancel: Callable[[], None] = swap.cancel
+        else:
+            release, cancel = _handover.release_detach, _nothing
+        try:
+            fd = os.dup(sock_or_fd.fileno())
+        except BaseException:
+            cancel()
+            raise
         try:
             client = native.connect_fd(fd, *args)
         except LimitReachedError:
@@ -400,6 +431,7 @@ class Engine:
             raise
         except BaseException:
             os.close(fd)
+            cancel()
             raise
         release(sock_or_fd)
         return client
@@ -544,7 +576,7 @@ class Engine:
     def configure_channel(self, channel: str, *, history_size: int,
                           history_age: float) -> None:
         """Sets a channel's history bounds (0 turns its history off)."""
-        self._n().configure_channel(channel, history_size, float(history_age))
+        self._n().configure_channel(channel, history_size, history_age)
 
     def config(self) -> Dict[str, Any]:
         """The options the engine runs with (every option of ``Engine()``, defaults
@@ -559,6 +591,15 @@ class Engine:
     def metrics(self) -> str:
         """The counters in Prometheus text format (``sse_engine_*``)."""
         return self._n().metrics()
+
+
+def _engine_stopped(native: NativeEngine) -> bool:
+    """True when the native engine has shut down (it refuses every call)."""
+    try:
+        native.client_count()
+    except EngineClosedError:
+        return True
+    return False
 
 
 def _dispatch_loop(native: NativeEngine, engine_ref: "weakref.ref[Engine]") -> None:
@@ -578,7 +619,7 @@ def _dispatch_loop(native: NativeEngine, engine_ref: "weakref.ref[Engine]") -> N
         if batch:
             try:
                 engine._dispatch(batch)
-            except Exception:  # pragma: no cover - _dispatch logs callback errors itself
+            except BaseException:  # pragma: no cover - _dispatch logs callback errors itself
                 logger.exception("sse_engine: dispatching lifecycle events failed")
         del engine
 

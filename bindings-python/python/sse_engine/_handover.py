@@ -14,7 +14,9 @@ would end the stream the engine now writes. Two safe ways:
   server's later reads see end-of-file at once, its writes go to the sink and are
   discarded, and its ``shutdown``/``close`` act on the placeholder, never on the
   client's connection. Sinks are closed once the server closed its end (checked
-  without a thread, on each later hand-over and at exit).
+  without a thread, on each later hand-over and at exit). The placeholder is made
+  before the engine gets the connection (:func:`prepare_swap`): when that fails (at the
+  descriptor limit, say) the engine never saw the client and the socket is unchanged.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ try:  # ssl is optional in some Python builds
 except ImportError:  # pragma: no cover
     _SSL_SOCKET = ()
 
-__all__ = ["check_socket", "release_detach", "release_swap", "reap_sinks"]
+__all__ = ["check_socket", "release_detach", "prepare_swap", "reap_sinks", "Swap"]
 
 _TCP_FAMILIES = {socket.AF_INET, socket.AF_INET6}
 
@@ -84,9 +86,41 @@ def release_detach(sock: socket.socket) -> None:
     os.close(fd)
 
 
-def release_swap(sock: socket.socket) -> None:
-    """The server keeps its object: point its descriptor at a placeholder."""
-    orig = sock.fileno()
+class Swap:
+    """The dup2-swap, prepared: everything that can fail (the placeholder socket pair,
+    which takes two descriptors) is done by :func:`prepare_swap` before the engine gets
+    the connection; :meth:`release` then only points the server's descriptor at the
+    placeholder (``dup2`` onto a descriptor that is open needs no new one)."""
+
+    __slots__ = ("placeholder", "sink")
+
+    def __init__(self, placeholder: socket.socket, sink: socket.socket) -> None:
+        self.placeholder = placeholder
+        self.sink = sink
+
+    def release(self, sock: socket.socket) -> None:
+        """The server keeps its object: point its descriptor at the placeholder."""
+        orig = sock.fileno()
+        try:
+            os.dup2(self.placeholder.fileno(), orig, inheritable=os.get_inheritable(orig))
+        except BaseException:
+            self.sink.close()
+            raise
+        finally:
+            self.placeholder.close()
+        with _sinks_lock:
+            _reap_locked()
+            _sinks.append(self.sink)
+
+    def cancel(self) -> None:
+        """The hand-over did not happen: close the placeholder and the sink."""
+        self.placeholder.close()
+        self.sink.close()
+
+
+def prepare_swap(sock: socket.socket) -> Swap:
+    """Makes the placeholder for :meth:`Swap.release` (may raise ``OSError``, e.g.
+    ``EMFILE`` at the descriptor limit; then nothing was changed)."""
     placeholder, sink = socket.socketpair()
     try:
         # The server reads end-of-file at once; what it writes lands in the sink.
@@ -94,15 +128,11 @@ def release_swap(sock: socket.socket) -> None:
         sink.setblocking(False)
         # Same blocking mode as the server's object expects of its descriptor.
         placeholder.settimeout(sock.gettimeout())
-        os.dup2(placeholder.fileno(), orig, inheritable=os.get_inheritable(orig))
     except BaseException:
+        placeholder.close()
         sink.close()
         raise
-    finally:
-        placeholder.close()
-    with _sinks_lock:
-        _reap_locked()
-        _sinks.append(sink)
+    return Swap(placeholder, sink)
 
 
 def _reap_locked() -> None:

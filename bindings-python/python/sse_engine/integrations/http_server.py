@@ -43,7 +43,9 @@ def handover(
     """Hands ``handler``'s connection (a ``BaseHTTPRequestHandler`` that has written
     nothing yet) to ``engine``. Returns the client id, or None when a limit refused
     the client (the engine answered 503 and closed it). Raises ``ValueError`` for bad
-    options, leaving the connection with the handler (it can answer 400)."""
+    options, leaving the connection with the handler (it can answer 400), and
+    ``OSError`` when the hand-over cannot be prepared (no descriptor left): the
+    connection is then untouched and still the handler's (it can answer 503)."""
     if last_event_id is FROM_REQUEST:
         last_event_id = resume_id(
             handler.headers.get("Last-Event-ID"), urlsplit(handler.path).query

@@ -69,7 +69,9 @@ def handover(
     or None when a limit refused the client (the engine answered 503). Whatever the app
     then returns is discarded by the placeholder. Raises ``RuntimeError`` when the
     server exposes no socket, ``ValueError`` for bad options (the connection then stays
-    with the server, which can answer 400)."""
+    with the server, which can answer 400), ``OSError`` when the hand-over cannot be
+    prepared (no descriptor left; the connection is untouched, the server can answer
+    503)."""
     sock = socket_of(environ)
     if sock is None:
         raise RuntimeError(

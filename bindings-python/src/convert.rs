@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyInt, PyList, PyString};
 use pyo3::IntoPyObjectExt;
 use serde_json::Value;
 use sse_engine::{ClientInfo, Config, DisconnectReason, Stats};
@@ -164,7 +164,13 @@ pub fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, Py
             } else if let Some(u) = n.as_u64() {
                 u.into_bound_py_any(py)
             } else {
-                n.as_f64().unwrap_or(f64::NAN).into_bound_py_any(py)
+                // The engine keeps numbers exact: an integer beyond 64 bits is its digits.
+                let text = n.to_string();
+                if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                    py.get_type::<PyInt>().call1((text,))
+                } else {
+                    n.as_f64().unwrap_or(f64::NAN).into_bound_py_any(py)
+                }
             }
         }
         Value::String(s) => Ok(PyString::new(py, s).into_any()),

@@ -231,6 +231,17 @@ def test_registry_queries(engine):
     assert engine.get_client(a)["metadata"] is None
 
 
+def test_metadata_integers_beyond_64_bits_stay_exact(engine):
+    big = 123456789012345678901234567890
+    a, ra = connect(engine, channels=["room"], metadata={"n": big, "m": -(2**70), "f": 1.5})
+    assert engine.get_client(a)["metadata"] == {"n": big, "m": -(2**70), "f": 1.5}
+    # As doubles big and big + 1 are equal; the filter tells them apart.
+    assert engine.set_metadata(a, {"n": big + 1})
+    assert engine.broadcast_where("room", {"n": big}, "no") == 1
+    assert engine.broadcast_where("room", {"n": big + 1}, "yes") == 1
+    assert [e["data"] for e in ra.read_events(1)] == ["yes"]
+
+
 def test_channels_lifecycle(engine):
     a, ra = connect(engine, channels=["room"])
     b, rb = connect(engine, channels=["room"])

@@ -391,6 +391,41 @@ fn filtered_sends_match_equalities_and_in_lists() {
 }
 
 #[test]
+fn metadata_numbers_stay_exact_beyond_64_bits() {
+    let engine = Engine::start(quiet()).unwrap();
+    let big = "123456789012345678901234567890";
+    let next = "123456789012345678901234567891";
+    let meta = format!(r#"{{"n":{big},"x":1.10}}"#);
+    let (mut exact, id) = open(
+        &engine,
+        &ConnectOptions {
+            metadata: Some(meta),
+            ..channels(&["room"])
+        },
+    );
+    // As doubles both numbers are 1.2345678901234568e29: a filter could not tell them apart.
+    let (mut other, _) = open(
+        &engine,
+        &ConnectOptions {
+            metadata: Some(format!(r#"{{"n":{next}}}"#)),
+            ..channels(&["room"])
+        },
+    );
+    let info = engine.get_client(id).unwrap();
+    let text = serde_json::Value::Object(info.metadata.unwrap()).to_string();
+    assert_eq!(text, format!(r#"{{"n":{big},"x":1.10}}"#));
+    engine
+        .broadcast_where("room", &format!(r#"{{"n":{big}}}"#), &Event::new("big"))
+        .unwrap();
+    engine
+        .broadcast_where("room", "{}", &Event::new("all"))
+        .unwrap();
+    assert_eq!(exact.next_data(), "big");
+    assert_eq!(exact.next_data(), "all");
+    assert_eq!(other.next_data(), "all");
+}
+
+#[test]
 fn registry_queries_report_every_client() {
     let engine = Engine::start(quiet()).unwrap();
     let (mut a, a_id) = open(

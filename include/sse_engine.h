@@ -48,7 +48,8 @@ typedef enum sse_status {
    */
   SSE_ERR_INVALID_UTF8 = 3,
   /**
-   * The fd is not an open, connected TCP socket (closed, pipe, file, listening, UDP...).
+   * The fd is not an open, connected TCP socket (closed, pipe, file, listening, UDP...),
+   * or is one the engine already owns (by this descriptor or a duplicate of it).
    */
   SSE_ERR_BAD_SOCKET = 4,
   /**
@@ -56,7 +57,11 @@ typedef enum sse_status {
    */
   SSE_ERR_NOT_FOUND = 5,
   /**
-   * A configured limit refused the request.
+   * A configured limit refused the request; or a send, broadcast, subscribe,
+   * unsubscribe or sse_set_metadata found the engine's command queue full for 1 s (its
+   * reactor is stuck, e.g. in a callback that blocks) and did nothing. Such calls
+   * normally wait while the queue is full, so a publisher faster than the reactor is
+   * slowed to its pace instead of growing memory; from a callback they never wait.
    */
   SSE_ERR_LIMIT_REACHED = 6,
   /**
@@ -118,7 +123,8 @@ typedef enum sse_disconnect_reason {
    */
   SSE_REASON_SLOW = 3,
   /**
-   * The client accepted no bytes for write_timeout_ms.
+   * The client accepted no bytes for write_timeout_ms, or its peer vanished (nothing
+   * acknowledged for write_timeout_ms).
    */
   SSE_REASON_TIMEOUT = 4,
   /**
@@ -154,6 +160,8 @@ typedef struct sse_config {
   uint32_t retry_ms;
   /**
    * Drop a client that accepts no bytes for this long, milliseconds (default 30000; 0 = never).
+   * Also sets TCP_USER_TIMEOUT and keepalive on handed-over sockets, so a peer that
+   * vanished without FIN or RST is dropped within about this long (reason timeout).
    */
   uint32_t write_timeout_ms;
   /**
@@ -524,8 +532,11 @@ void sse_string_free(char *text);
  * Registers the lifecycle callback (NULL removes it). `user_data` is passed back as is.
  * The callback runs on a reactor thread and must not block (see sse_event_callback).
  * With several threads it may run concurrently. When this returns, the previous
- * callback is no longer called, so its user_data may be freed; called from inside the
- * callback, the change takes effect after the callback returns.
+ * callback is no longer called, so its user_data may be freed. Called from inside the
+ * callback, it returns at once and the new callback gets every later event of that
+ * reactor thread: with one thread (the default) the old user_data may be freed there,
+ * once the callback no longer uses it; with several, other threads switch at their next
+ * turn and may still be running the old callback.
  */
 enum sse_status sse_set_event_callback(const struct sse_engine *engine, sse_event_callback callback, void *user_data);
 

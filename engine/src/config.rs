@@ -30,7 +30,9 @@ pub struct Config {
     /// Most clients in one channel; `None` = no limit. Beyond it hand-over is refused (503).
     pub max_clients_per_channel: Option<usize>,
     /// A client with queued bytes that accepts none for this long is dropped as `timeout`.
-    /// Default 30 s; `None` = never.
+    /// It also sets `TCP_USER_TIMEOUT` and keepalive on handed-over sockets, so a peer
+    /// that vanished (no FIN, no RST) is dropped as `timeout` within about this long,
+    /// even while nothing is sent. Default 30 s; `None` = never.
     pub write_timeout: Option<Duration>,
     /// Seconds sent in `Retry-After` with the 503 answer to a refused hand-over. Default 5.
     pub busy_retry_after_secs: u32,

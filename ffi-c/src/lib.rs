@@ -31,11 +31,16 @@ pub enum sse_status {
     SSE_ERR_INVALID_ARGUMENT = 2,
     /// A string argument is not valid UTF-8.
     SSE_ERR_INVALID_UTF8 = 3,
-    /// The fd is not an open, connected TCP socket (closed, pipe, file, listening, UDP...).
+    /// The fd is not an open, connected TCP socket (closed, pipe, file, listening, UDP...),
+    /// or is one the engine already owns (by this descriptor or a duplicate of it).
     SSE_ERR_BAD_SOCKET = 4,
     /// No client with that id is connected.
     SSE_ERR_NOT_FOUND = 5,
-    /// A configured limit refused the request.
+    /// A configured limit refused the request; or a send, broadcast, subscribe,
+    /// unsubscribe or sse_set_metadata found the engine's command queue full for 1 s (its
+    /// reactor is stuck, e.g. in a callback that blocks) and did nothing. Such calls
+    /// normally wait while the queue is full, so a publisher faster than the reactor is
+    /// slowed to its pace instead of growing memory; from a callback they never wait.
     SSE_ERR_LIMIT_REACHED = 6,
     /// The engine is shut down.
     SSE_ERR_SHUT_DOWN = 7,
@@ -88,7 +93,8 @@ pub enum sse_disconnect_reason {
     SSE_REASON_ERROR = 2,
     /// The client's queue passed max_queue_bytes (it reads too slowly).
     SSE_REASON_SLOW = 3,
-    /// The client accepted no bytes for write_timeout_ms.
+    /// The client accepted no bytes for write_timeout_ms, or its peer vanished (nothing
+    /// acknowledged for write_timeout_ms).
     SSE_REASON_TIMEOUT = 4,
     /// The host disconnected it (sse_disconnect).
     SSE_REASON_SERVER = 5,
@@ -138,6 +144,8 @@ pub struct sse_config {
     /// `retry:` hint sent to each client on connect, milliseconds (default 0 = none).
     pub retry_ms: u32,
     /// Drop a client that accepts no bytes for this long, milliseconds (default 30000; 0 = never).
+    /// Also sets TCP_USER_TIMEOUT and keepalive on handed-over sockets, so a peer that
+    /// vanished without FIN or RST is dropped within about this long (reason timeout).
     pub write_timeout_ms: u32,
     /// Seconds in the Retry-After header of the 503 answer to a refused hand-over (default 5).
     pub busy_retry_after_s: u32,
@@ -982,8 +990,11 @@ unsafe impl Sync for CCallback {}
 /// Registers the lifecycle callback (NULL removes it). `user_data` is passed back as is.
 /// The callback runs on a reactor thread and must not block (see sse_event_callback).
 /// With several threads it may run concurrently. When this returns, the previous
-/// callback is no longer called, so its user_data may be freed; called from inside the
-/// callback, the change takes effect after the callback returns.
+/// callback is no longer called, so its user_data may be freed. Called from inside the
+/// callback, it returns at once and the new callback gets every later event of that
+/// reactor thread: with one thread (the default) the old user_data may be freed there,
+/// once the callback no longer uses it; with several, other threads switch at their next
+/// turn and may still be running the old callback.
 #[no_mangle]
 pub extern "C" fn sse_set_event_callback(
     engine: *const sse_engine,

@@ -6,7 +6,7 @@ VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 CARGO    ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python test-bench bench bench-smoke bench-fanout bench-storm lib pc install clean
+.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python test-bench bench bench-smoke bench-fanout bench-storm bench-flood lib pc install clean
 
 setup:
 	@bash .ci/setup
@@ -65,6 +65,11 @@ bench-fanout: setup
 ## Reconnect storm: replay throughput and live latency with and without the storm.
 bench-storm: setup
 	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- storm $(BENCH_ARGS)
+
+## One thread publishing as fast as it can while clients read: what the other channels,
+## the registry and the process's memory see meanwhile.
+bench-flood: setup
+	$(CARGO) run --release --quiet -p sse_bench --bin sse-flood -- $(BENCH_ARGS)
 
 ## The C library (release) and a pkg-config file for the build tree in build/pkgconfig.
 lib:

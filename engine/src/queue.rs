@@ -23,7 +23,7 @@ use crate::shard::Command;
 /// The reactor's waker token; no client gets it.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Most weight queued for one reactor before publishing callers wait for room.
-pub(crate) const MAX_BACKLOG: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_BACKLOG: usize = 256 * 1024;
 /// What a command weighs besides its frame (its own size and the work of applying it).
 const COMMAND_WEIGHT: usize = 256;
 /// Longest a publishing caller waits for room before giving up with `LimitReached`.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::channel_set::ChannelSet;
 use crate::error::{Error, Result};
 use crate::event::{validate_channel, validate_event_id, validate_user, Event};
 use crate::history::HistoryLimits;
@@ -138,9 +139,6 @@ pub const ENGINE_HEADERS: [&str; 6] = [
     "transfer-encoding",
 ];
 
-/// A client's channels, in the order it joined them: O(1) to add, find and remove.
-pub(crate) type ChannelSet = indexmap::IndexSet<Arc<str>>;
-
 /// Connect options checked and turned into what a shard stores.
 #[derive(Debug)]
 pub(crate) struct ValidatedConnect {
@@ -155,7 +153,7 @@ pub(crate) struct ValidatedConnect {
 
 impl ConnectOptions {
     pub(crate) fn validate(&self, config: &Config) -> Result<ValidatedConnect> {
-        let mut channels = ChannelSet::with_capacity(self.channels.len());
+        let mut channels = ChannelSet::new();
         for channel in &self.channels {
             validate_channel(channel)?;
             channels.insert(channel.as_str().into());
@@ -303,6 +301,13 @@ mod tests {
             channels: vec!["a".into(), "a".into(), "b".into()],
             ..Default::default()
         };
-        assert_eq!(opts.validate(&Config::default()).unwrap().channels.len(), 2);
+        assert_eq!(
+            opts.validate(&Config::default())
+                .unwrap()
+                .channels
+                .iter()
+                .count(),
+            2
+        );
     }
 }

@@ -14,14 +14,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use indexmap::IndexSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::config::ChannelSet;
+use crate::channel_set::ChannelSet;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Event;
 use crate::filter::Filter;
@@ -37,7 +36,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Channel {
-    members: IndexSet<ClientId>,
+    members: usize,
     history: Ring,
     /// Set by `configure_channel`; otherwise the engine's defaults apply.
     limits: Option<HistoryLimits>,
@@ -46,7 +45,7 @@ struct Channel {
 impl Channel {
     /// A channel with nothing in it and nothing configured can be forgotten.
     fn is_vacant(&self) -> bool {
-        self.members.is_empty() && self.history.is_empty() && self.limits.is_none()
+        self.members == 0 && self.history.is_empty() && self.limits.is_none()
     }
 }
 
@@ -139,8 +138,8 @@ fn decrement(map: &mut HashMap<Arc<str>, usize>, key: &str) {
     }
 }
 
-fn join(channels: &mut HashMap<Arc<str>, Channel>, name: &Arc<str>, id: ClientId) {
-    channels.entry(name.clone()).or_default().members.insert(id);
+fn join(channels: &mut HashMap<Arc<str>, Channel>, name: &Arc<str>) {
+    channels.entry(name.clone()).or_default().members += 1;
 }
 
 impl Directory {
@@ -180,7 +179,7 @@ impl Directory {
     /// Records a new client (after [`Directory::check_admission`]).
     pub fn insert(&mut self, id: ClientId, user: Option<Arc<str>>, channels: ChannelSet) {
         for channel in &channels {
-            join(&mut self.channels, channel, id);
+            join(&mut self.channels, channel);
         }
         if let Some(user) = &user {
             increment(&mut self.users, user);
@@ -194,7 +193,7 @@ impl Directory {
             return false;
         };
         for channel in &entry.channels {
-            self.leave(channel, id);
+            self.leave(channel);
         }
         if let Some(user) = &entry.user {
             decrement(&mut self.users, user);
@@ -218,7 +217,7 @@ impl Directory {
             }
         }
         entry.channels.insert(channel.clone());
-        join(&mut self.channels, channel, id);
+        join(&mut self.channels, channel);
         Ok(true)
     }
 
@@ -231,7 +230,7 @@ impl Directory {
         if !entry.channels.swap_remove(channel) {
             return Ok(false);
         }
-        self.leave(channel, id);
+        self.leave(channel);
         Ok(true)
     }
 
@@ -256,7 +255,7 @@ impl Directory {
     }
 
     pub fn channel_count(&self, channel: &str) -> usize {
-        self.channels.get(channel).map_or(0, |c| c.members.len())
+        self.channels.get(channel).map_or(0, |c| c.members)
     }
 
     pub fn user_count(&self, user: &str) -> usize {
@@ -286,7 +285,7 @@ impl Directory {
             Target::Channel(name) => {
                 let channel = self.channels.entry(name.clone()).or_default();
                 let limits = channel.limits.unwrap_or(defaults);
-                (&mut channel.history, limits, channel.members.len())
+                (&mut channel.history, limits, channel.members)
             }
             Target::All => (&mut self.all, defaults, self.clients.len()),
         };
@@ -330,9 +329,9 @@ impl Directory {
         self.forget_channels_where(Channel::is_vacant);
     }
 
-    fn leave(&mut self, name: &str, id: ClientId) {
+    fn leave(&mut self, name: &str) {
         if let Some(channel) = self.channels.get_mut(name) {
-            channel.members.swap_remove(&id);
+            channel.members -= 1;
             if channel.is_vacant() {
                 self.forget_channel(name);
             }
@@ -482,7 +481,7 @@ impl Directory {
             .iter()
             .map(|(name, c)| ChannelInfo {
                 name: name.to_string(),
-                members: c.members.len(),
+                members: c.members,
                 history: c.history.len(),
             })
             .collect();
@@ -494,16 +493,20 @@ impl Directory {
     /// their shards disconnect them) and forgets the channel and its history.
     /// Returns how many members it had.
     pub fn close_channel(&mut self, channel: &str, remove_clients: bool) -> usize {
-        let members = self
-            .channels
-            .get_mut(channel)
-            .map(|c| std::mem::take(&mut c.members))
-            .unwrap_or_default();
+        // One pass over the clients, each an O(1) look-up: a rare call, and a member
+        // index per channel would cost every connection memory.
+        let members: Vec<ClientId> = self
+            .clients
+            .iter()
+            .filter(|(_, e)| e.channels.contains(channel))
+            .map(|(id, _)| *id)
+            .collect();
         for id in &members {
             if remove_clients {
                 self.remove(*id);
             } else if let Some(entry) = self.clients.get_mut(id) {
                 entry.channels.swap_remove(channel);
+                self.leave(channel);
             }
         }
         self.forget_channel(channel);
@@ -512,7 +515,7 @@ impl Directory {
 
     /// Forgets channels without members, with their history and settings.
     pub fn remove_empty_channels(&mut self) -> usize {
-        self.forget_channels_where(|c| c.members.is_empty())
+        self.forget_channels_where(|c| c.members == 0)
     }
 }
 

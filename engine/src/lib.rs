@@ -18,6 +18,7 @@
 //! # Ok::<(), sse_engine::Error>(())
 //! ```
 
+mod channel_set;
 mod config;
 mod directory;
 mod engine;

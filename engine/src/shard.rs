@@ -24,7 +24,8 @@ use mio::{Events, Interest, Poll, Token};
 use serde_json::{Map, Value};
 use slab::Slab;
 
-use crate::config::{ChannelSet, Config, ValidatedConnect};
+use crate::channel_set::ChannelSet;
+use crate::config::{Config, ValidatedConnect};
 use crate::directory::{Directory, Replay, ReplayBudget};
 use crate::event::heartbeat_frame;
 use crate::filter::Filter;
@@ -514,7 +515,7 @@ impl Shard {
             queue: VecDeque::new(),
             offset: 0,
             queued: 0,
-            channels: options.channels.clone(),
+            channels: options.channels,
             user: options.user.clone(),
             dirty: false,
             blocked: false,
@@ -530,8 +531,11 @@ impl Shard {
             connected_at: SystemTime::now(),
         });
         self.by_id.insert(id, key);
-        for channel in options.channels {
-            self.channels.entry(channel).or_default().insert(key);
+        for channel in &self.conns[key].channels {
+            self.channels
+                .entry(channel.clone())
+                .or_default()
+                .insert(key);
         }
         if let Some(user) = options.user {
             self.users.entry(user).or_default().insert(key);

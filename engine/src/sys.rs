@@ -88,12 +88,10 @@ fn sockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<l
 }
 
 /// Which socket a descriptor refers to: the same for every duplicate of it (`dup`,
-/// `fcntl(F_DUPFD)`, a descriptor passed over a Unix socket), unlike the fd number.
+/// `fcntl(F_DUPFD)`, a descriptor passed over a Unix socket), unlike the fd number. It
+/// is the socket's inode number (every socket lives on the one sockfs device).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct SocketId {
-    device: u64,
-    inode: u64,
-}
+pub(crate) struct SocketId(u64);
 
 /// Checks that `fd` is an open, connected TCP socket, without changing anything about it.
 pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<SocketId> {
@@ -144,10 +142,7 @@ pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<SocketId> {
         let err = io::Error::last_os_error();
         return Err(bad_socket(format!("fd {fd} is not connected: {err}")));
     }
-    Ok(SocketId {
-        device: stat.st_dev,
-        inode: stat.st_ino,
-    })
+    Ok(SocketId(stat.st_ino))
 }
 
 /// Takes ownership of a socket that passed [`check_tcp_socket`], as a non-blocking TCP

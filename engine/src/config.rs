@@ -212,11 +212,7 @@ impl ConnectOptions {
 
 /// Parses client metadata: it must be a JSON object.
 pub(crate) fn parse_metadata(text: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Error::invalid("metadata must be a JSON object")),
-        Err(e) => Err(Error::invalid(format!("metadata is not valid JSON: {e}"))),
-    }
+    crate::json::parse_object(text, "metadata")
 }
 
 fn validate_header(name: &str, value: &str) -> Result<()> {

@@ -132,9 +132,14 @@ impl Engine {
             return Ok(());
         }
         let deadline = Instant::now() + MAX_WAIT;
-        shards
-            .into_iter()
-            .try_for_each(|shard| shard.wait_for_room(deadline))
+        for shard in shards {
+            if shard.is_full() {
+                // In a forked child nothing drains the queue (and its lock may be held).
+                self.check_same_process()?;
+                shard.wait_for_room(deadline)?;
+            }
+        }
+        Ok(())
     }
 
     fn to_every_shard(&self, make: impl Fn() -> Command) {
@@ -526,6 +531,7 @@ impl Engine {
     pub fn close_channel(&self, channel: &str, disconnect: bool) -> Result<usize> {
         self.check_open()?;
         validate_channel(channel)?;
+        self.wait_for_room(&self.shards)?;
         let channel: Arc<str> = channel.into();
         let mut directory = self.directory();
         let members = directory.close_channel(&channel, disconnect);
@@ -604,9 +610,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Asks the shards: each answers between two flush chunks with its state at that
-    /// moment (so a query waits at most one chunk of writes, and sees every command
-    /// issued before it).
+    /// Asks the shards: each answers in turn with every command issued before it (so a
+    /// query waits behind at most the bounded command queue and one flush pass, and
+    /// sees every call made before it).
     fn query(&self, scope: Scope) -> Result<Vec<ClientInfo>> {
         self.check_query_allowed()?;
         let (reply, answers) = mpsc::channel();

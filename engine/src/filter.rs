@@ -3,11 +3,13 @@
 //! A filter is a JSON object. Each key names a metadata field; its value is either a
 //! JSON value the field must equal, or `{"$in": [v1, v2, ...]}`, a list the field must
 //! equal one of. Every key must match (AND); a client without the field does not match.
+//! Numbers compare by value (see [`crate::json::equal`]).
 //! `{}` matches every client.
 
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::json;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Condition {
@@ -24,11 +26,7 @@ pub struct Filter {
 impl Filter {
     /// Parses a filter from JSON text.
     pub fn parse(text: &str) -> Result<Filter> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::invalid(format!("filter is not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Error::invalid("filter must be a JSON object"));
-        };
+        let fields = crate::json::parse_object(text, "filter")?;
         let mut conditions = Vec::with_capacity(fields.len());
         for (key, value) in fields {
             let condition = match value {
@@ -64,8 +62,8 @@ impl Filter {
                 return false;
             };
             match condition {
-                Condition::Equals(expected) => value == expected,
-                Condition::In(list) => list.contains(value),
+                Condition::Equals(expected) => json::equal(value, expected),
+                Condition::In(list) => list.iter().any(|v| json::equal(value, v)),
             }
         })
     }

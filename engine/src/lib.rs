@@ -26,6 +26,7 @@ mod error;
 mod event;
 mod filter;
 pub mod history;
+mod json;
 mod lifecycle;
 mod metrics;
 mod queue;

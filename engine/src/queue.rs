@@ -129,14 +129,17 @@ impl Outbox {
         let _ = self.waker.wake();
     }
 
+    /// The backlog is over its bound and the reactor still runs.
+    pub fn is_full(&self) -> bool {
+        self.backlog.weight.load(Ordering::SeqCst) > MAX_BACKLOG
+            && !self.backlog.stopped.load(Ordering::SeqCst)
+    }
+
     /// Waits until the backlog is under its bound (at once in the common case), at most
     /// until `deadline`.
     pub fn wait_for_room(&self, deadline: Instant) -> Result<()> {
         let backlog = &*self.backlog;
-        let full = || {
-            backlog.weight.load(Ordering::SeqCst) > MAX_BACKLOG
-                && !backlog.stopped.load(Ordering::SeqCst)
-        };
+        let full = || self.is_full();
         if !full() {
             return Ok(());
         }

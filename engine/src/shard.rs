@@ -37,8 +37,11 @@ use crate::sys::{self, SocketId};
 
 /// Clients flushed in one turn of the reactor.
 const FLUSH_CHUNK: usize = 128;
-/// Most commands applied in one turn: between two turns the reactor flushes sockets,
-/// reads, runs timers and answers queries, whatever callers keep sending.
+/// Most commands applied in one flush pass (from when clients become dirty until every
+/// one was flushed). Between two turns the reactor flushes sockets, reads, runs timers
+/// and answers queries, whatever callers keep sending; and however fast they send, a
+/// client's queue grows by at most this many events per pass, so a reader that keeps
+/// up is never dropped as slow because a big channel takes many turns to flush.
 const COMMAND_BATCH: usize = 64;
 /// Queue slots a drained client keeps; a larger queue is freed (32 bytes a slot).
 const IDLE_QUEUE_CAPACITY: usize = 8;
@@ -232,6 +235,8 @@ pub(crate) struct Shard {
     channels: HashMap<Arc<str>, IndexSet<usize>>,
     users: HashMap<Arc<str>, IndexSet<usize>>,
     work: Work,
+    /// Commands applied since the dirty list was last empty (see `COMMAND_BATCH`).
+    applied_in_pass: usize,
     blocked_count: usize,
     now: Instant,
     next_heartbeat: Option<Instant>,
@@ -258,6 +263,7 @@ impl Shard {
             channels: HashMap::new(),
             users: HashMap::new(),
             work: Work::default(),
+            applied_in_pass: 0,
             blocked_count: 0,
             now,
             next_heartbeat,
@@ -327,18 +333,25 @@ impl Shard {
         Some(next.saturating_duration_since(Instant::now()))
     }
 
-    /// Applies up to one batch of queued commands, then flushes up to one chunk of dirty
-    /// clients (events that arrive while a burst is being written join the queues of
-    /// the clients not yet flushed and leave in the same `sendmsg`).
+    /// Applies queued commands (up to what the current flush pass still allows), then
+    /// flushes up to one chunk of dirty clients. Events that arrive while a burst is
+    /// being written join the queues of the clients not yet flushed and leave in the
+    /// same `sendmsg`.
     fn turn(&mut self) -> Turn {
         let mut turn = Turn {
             more_commands: true,
             handle_gone: false,
         };
+        if self.work.dirty.is_empty() {
+            self.applied_in_pass = 0;
+        }
         self.inbox.begin_turn();
-        for _ in 0..COMMAND_BATCH {
+        for _ in self.applied_in_pass..COMMAND_BATCH {
             match self.inbox.next() {
-                Next::Command(command) => self.apply(command),
+                Next::Command(command) => {
+                    self.applied_in_pass += 1;
+                    self.apply(command);
+                }
                 Next::Empty => {
                     turn.more_commands = false;
                     break;

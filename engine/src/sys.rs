@@ -51,19 +51,43 @@ fn set_sockopt_int(
 /// unacknowledged that long, and keepalive probes (after `timeout / 2` of silence, every
 /// `timeout / 6`) give an idle connection unacknowledged bytes to time out on. The
 /// socket then reports `ETIMEDOUT`, and the client leaves with reason `timeout`.
-fn detect_dead_peer(fd: RawFd, timeout: Duration) -> io::Result<()> {
+fn detect_dead_peer(fd: RawFd, timeout: Duration) {
+    // The kernel takes keepalive times up to 32767 s.
+    let secs = |d: Duration| d.as_secs().clamp(1, 32_767) as libc::c_int;
     let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    let secs = |d: Duration| libc::c_int::try_from(d.as_secs().max(1)).unwrap_or(i16::MAX.into());
-    set_sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms)?;
-    set_sockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-    set_sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(timeout / 2))?;
-    set_sockopt_int(
+    // Each is set on its own: none can fail on a TCP socket, and were one to, the
+    // others still help.
+    let _ = set_sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms);
+    let _ = set_sockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    let _ = set_sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(timeout / 2));
+    let _ = set_sockopt_int(
         fd,
         libc::IPPROTO_TCP,
         libc::TCP_KEEPINTVL,
         secs(timeout / 6),
-    )?;
-    set_sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3)
+    );
+    let _ = set_sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+}
+
+/// `SO_COOKIE` (Linux 4.12): a socket's 64-bit number, never reused while the system runs.
+const SO_COOKIE: libc::c_int = 57;
+
+/// The socket's cookie, or `None` on a kernel without `SO_COOKIE`.
+fn socket_cookie(fd: RawFd) -> Option<u64> {
+    let mut value: u64 = 0;
+    let mut len = mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes of the sizes given; getsockopt only
+    // reads `fd` and fails (ENOPROTOOPT on an old kernel) without writing otherwise.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_COOKIE,
+            (&mut value as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && len as usize == mem::size_of::<u64>()).then_some(value)
 }
 
 fn sockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
@@ -89,9 +113,13 @@ fn sockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<l
 
 /// Which socket a descriptor refers to: the same for every duplicate of it (`dup`,
 /// `fcntl(F_DUPFD)`, a descriptor passed over a Unix socket), unlike the fd number. It
-/// is the socket's inode number (every socket lives on the one sockfs device).
+/// is the socket's cookie, unique for as long as the system runs; on a kernel without
+/// cookies, its inode number (unique among open sockets, but reused in time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct SocketId(u64);
+pub(crate) enum SocketId {
+    Cookie(u64),
+    Inode(u64),
+}
 
 /// Checks that `fd` is an open, connected TCP socket, without changing anything about it.
 pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<SocketId> {
@@ -142,7 +170,10 @@ pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<SocketId> {
         let err = io::Error::last_os_error();
         return Err(bad_socket(format!("fd {fd} is not connected: {err}")));
     }
-    Ok(SocketId(stat.st_ino))
+    Ok(match socket_cookie(fd) {
+        Some(cookie) => SocketId::Cookie(cookie),
+        None => SocketId::Inode(stat.st_ino),
+    })
 }
 
 /// Takes ownership of a socket that passed [`check_tcp_socket`], as a non-blocking TCP
@@ -160,9 +191,9 @@ pub(crate) fn own_tcp_socket(fd: RawFd, write_timeout: Option<Duration>) -> std:
     let _ = stream.set_nonblocking(true);
     let _ = stream.set_nodelay(true);
     if let Some(timeout) = write_timeout {
-        // Cannot fail on a TCP socket either; without it a vanished peer is only found
-        // by TCP's own retransmission limit (about 15 minutes) or a full buffer.
-        let _ = detect_dead_peer(fd, timeout);
+        // Without it a vanished peer is only found by TCP's own retransmission limit
+        // (about 15 minutes) or a full buffer.
+        detect_dead_peer(fd, timeout);
     }
     stream
 }

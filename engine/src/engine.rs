@@ -178,8 +178,8 @@ impl Engine {
     /// framework's backpressure. When the response ends it calls
     /// [`Engine::close_stream`]; when the engine ends the client (disconnect, slow,
     /// timeout, shutdown) the host gets `Disconnected` and ends the response. The host
-    /// writes the response head (status 200 and the SSE headers), so `headers` must be
-    /// empty; a limit refusal is an error (the host answers 503 itself).
+    /// writes the response head ([`crate::http::stream_head`]), so `headers` must be
+    /// empty; a limit refusal is an error (the host answers [`crate::http::busy_answer`]).
     pub fn connect_stream(&self, options: &ConnectOptions) -> Result<ClientId> {
         self.check_open()?;
         if !options.headers.is_empty() {

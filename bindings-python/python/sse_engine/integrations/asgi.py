@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from .._engine import Engine, Headers, _headers
 from .._native import EngineClosedError, LimitReachedError
-from ._common import FROM_REQUEST, busy_answer, resume_id, stream_head
+from ._common import FROM_REQUEST, SSE_HEADERS, busy_answer, resume_id, stream_head
 
 try:  # Starlette is optional: with it, FastAPI returns the object untouched.
     from starlette.responses import Response as _Base
@@ -60,7 +60,7 @@ def last_event_id_of(scope: dict) -> Optional[str]:
 class EventStream(_Base):  # type: ignore[misc,valid-type]
     """An ASGI response streaming one stream-mode client of ``engine``."""
 
-    media_type = "text/event-stream"
+    media_type = dict(SSE_HEADERS)["Content-Type"]  # the engine's
 
     def __init__(
         self,

@@ -66,8 +66,9 @@ export interface ConnectOptions {
    */
   headers?: Headers;
   /**
-   * The client's last event id. Default: the `Last-Event-ID` header, else the
-   * `lastEventId` query parameter. `null`: none.
+   * The client's last event id (taken as given). Default, by the engine's rule: the
+   * `Last-Event-ID` header wins, else the query's first `lastEventId` value;
+   * surrounding ASCII whitespace trimmed; empty means none. `null`: none.
    */
   lastEventId?: string | null;
   /** `retry:` hint for this client, in milliseconds. */

@@ -259,7 +259,7 @@ class Engine extends EventEmitter {
     try {
       id = this._native.connectStream(input);
     } catch (err) {
-      if (err.code === 'SSE_LIMIT_REACHED') handover.refuseBusy(res, this._native.busyRetryAfterSecs);
+      if (err.code === 'SSE_LIMIT_REACHED') handover.refuseBusy(req, res, this._native.busyRetryAfterSecs);
       throw err;
     }
     const client = new StreamClient(res);

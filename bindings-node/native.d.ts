@@ -75,6 +75,9 @@ export declare class NativeEngine {
   finishClose(): void
 }
 
+/** The 503 answer to a hand-over refused by a limit. Rules: `sse_engine::http::busy_answer`. */
+export declare function busyAnswer(retryAfterSecs: number, http2: boolean): HttpResponse
+
 /** One hand-over's options (`ConnectOptions`). */
 export interface ConnectInput {
   channels?: Array<string>
@@ -119,6 +122,35 @@ export interface EngineOptions {
   /** Send no gap event at all (the `gap` lifecycle event still arrives). */
   noGapEvent?: boolean
 }
+
+/**
+ * Socket mode: the framework's and the caller's headers without the engine's own,
+ * each checked (flat `[name, value, ...]` lists). Rules: `sse_engine::http::extra_headers`.
+ */
+export declare function extraHeaders(headers: Array<string>, http2: boolean): Array<string>
+
+/** A response head or answer from the engine's `http` rules, for `res.writeHead`. */
+export interface HttpResponse {
+  status: number
+  /** Header names and values, alternating: `[name, value, name, value, ...]`. */
+  headers: Array<string>
+  /** The body (empty for an event stream's head). */
+  body: string
+}
+
+/**
+ * The request's last event id from its `Last-Event-ID` header and its query string.
+ * Rules: `sse_engine::http::last_event_id`.
+ */
+export declare function lastEventId(header?: string | undefined | null, query?: string | undefined | null): string | null
+
+/**
+ * Stream mode: the head the JavaScript layer writes through `res` (status 200, the SSE
+ * headers, then `headers` without the engine's own and, over HTTP/2, without
+ * connection-specific ones; each checked). `headers` and the answer's are flat
+ * `[name, value, ...]` lists. Rules: `sse_engine::http::stream_head`.
+ */
+export declare function streamHead(headers: Array<string>, http2: boolean): HttpResponse
 
 /** The engine's version. */
 export declare const VERSION: string

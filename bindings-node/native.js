@@ -836,6 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeEngine = nativeBinding.NativeEngine
+module.exports.busyAnswer = nativeBinding.busyAnswer
 module.exports.disconnectReasons = nativeBinding.disconnectReasons
 module.exports.engineHeaders = nativeBinding.engineHeaders
+module.exports.extraHeaders = nativeBinding.extraHeaders
+module.exports.lastEventId = nativeBinding.lastEventId
+module.exports.streamHead = nativeBinding.streamHead
 module.exports.VERSION = nativeBinding.VERSION

@@ -12,7 +12,6 @@
 // Stream mode (TLS, HTTP/2, no file descriptor): the engine keeps the client's state
 // and queues its bytes; the JavaScript layer writes them to `res` (see index.js).
 
-const { validateHeaderName, validateHeaderValue } = require('node:http');
 const { argValue, stateError } = require('./errors');
 const native = require('../native.js');
 
@@ -24,13 +23,12 @@ try {
   // A runtime without it: the parser is left to the garbage collector.
 }
 
-/** Response headers the engine writes itself; when the framework set them on `res`,
- * the engine's values win. */
-const ENGINE_HEADERS = new Set(native.engineHeaders());
+// Every HTTP rule (the response heads, the 503 answer, which headers may be added,
+// where Last-Event-ID comes from) is the engine's (`sse_engine::http`): this file only
+// gathers the request's and the framework's values and writes what the engine answers.
 
-/** Connection-specific headers an HTTP/2 response must not carry (RFC 9113 §8.2.2). */
-const HTTP2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
-const HTTP2_SKIP = new Set([...ENGINE_HEADERS, ...HTTP2_FORBIDDEN]);
+/** Response headers the engine writes itself (lower case). */
+const ENGINE_HEADERS = new Set(native.engineHeaders());
 
 /** The listeners Node's HTTP server puts on a connection's socket (lib/_http_server.js). */
 const SERVER_SOCKET_LISTENERS = new Set([
@@ -49,15 +47,16 @@ function isHttp2(req) {
   return req.httpVersionMajor === 2 || (typeof req.stream === 'object' && req.stream !== null && 'session' in req.stream);
 }
 
-/** The request's `Last-Event-ID`: the header, else the `lastEventId` query parameter. */
+/**
+ * The request's `Last-Event-ID` by the engine's rule: the header wins, else the first
+ * `lastEventId` query parameter; trimmed; empty means none.
+ */
 function lastEventIdOf(req) {
   const header = req.headers['last-event-id'];
-  if (typeof header === 'string' && header !== '') return header;
   const url = typeof req.originalUrl === 'string' ? req.originalUrl : req.url || '';
   const query = url.indexOf('?');
-  if (query === -1) return undefined;
-  const value = new URLSearchParams(url.slice(query + 1)).get('lastEventId');
-  return value === null || value === '' ? undefined : value;
+  const id = native.lastEventId(typeof header === 'string' ? header : null, query === -1 ? null : url.slice(query + 1));
+  return id === null ? undefined : id;
 }
 
 /** Refusals that apply in both modes. */
@@ -99,10 +98,10 @@ function addHeader(headers, name, value) {
 
 /**
  * The headers the framework already set on `res`, then `extra` (an object or a list
- * of [name, value] pairs; later ones win), without those named in `skip`, as a Map
- * from the lower-case name to `{ name, values }`.
+ * of [name, value] pairs; later ones win), as a flat `[name, value, name, value, ...]`
+ * list (a header with several values appears once per value).
  */
-function headerMap(res, extra, skip) {
+function headerList(res, extra) {
   const headers = new Map();
   const names = typeof res.getRawHeaderNames === 'function' ? res.getRawHeaderNames() : res.getHeaderNames();
   for (const name of names) addHeader(headers, name, res.getHeader(name));
@@ -115,52 +114,46 @@ function headerMap(res, extra, skip) {
       addHeader(headers, pair[0], pair[1]);
     }
   }
-  for (const key of skip) headers.delete(key);
-  return headers;
-}
-
-/** Socket mode: the headers as the engine takes them, `[name, value, name, value, ...]`. */
-function flatHeaders(res, extra) {
   const flat = [];
-  for (const { name, values } of headerMap(res, extra, ENGINE_HEADERS).values()) {
+  for (const { name, values } of headers.values()) {
     for (const value of values) flat.push(name, value);
   }
   return flat;
 }
 
+/** `[name, value, ...]` as the headers object of `res.writeHead` (repeated names: arrays). */
+function headersObject(flat) {
+  const head = new Map();
+  for (let i = 0; i < flat.length; i += 2) {
+    const [name, value] = [flat[i], flat[i + 1]];
+    const seen = head.get(name);
+    head.set(name, seen === undefined ? value : [].concat(seen, value));
+  }
+  return Object.fromEntries(head);
+}
+
+/** Socket mode: the headers as the engine takes them (the engine's own dropped, the
+ * rest checked), `[name, value, name, value, ...]`. */
+function flatHeaders(res, extra) {
+  return native.extraHeaders(headerList(res, extra), false);
+}
+
 /**
- * Stream mode: the response head the host writes (the engine's headers, then the
- * framework's), checked before the client is registered so a bad header fails the
- * hand-over instead of an already started stream.
+ * Stream mode: the response head the host writes (the engine's `streamHead`: status
+ * 200, the SSE headers, then the framework's and the caller's), checked before the
+ * client is registered so a bad header fails the hand-over instead of an already
+ * started stream.
  */
 function streamHead(req, res, extra) {
-  const h2 = isHttp2(req);
-  const headers = headerMap(res, extra, h2 ? HTTP2_SKIP : ENGINE_HEADERS);
-  const head = {
-    'Content-Type': 'text/event-stream',
-    'Cache-Control': 'no-cache',
-  };
-  if (!h2) head.Connection = 'keep-alive';
-  head['X-Accel-Buffering'] = 'no';
-  for (const { name, values } of headers.values()) {
-    try {
-      validateHeaderName(name);
-      for (const value of values) validateHeaderValue(name, value);
-    } catch (err) {
-      throw argValue('options.headers', `has an invalid header ${JSON.stringify(name)}: ${err.message}`);
-    }
-    head[name] = values.length === 1 ? values[0] : values;
-  }
-  return { head, h2 };
+  const { status, headers } = native.streamHead(headerList(res, extra), isHttp2(req));
+  return { status, head: headersObject(headers), h2: isHttp2(req) };
 }
 
 /** Stream mode: writes the head `streamHead` made. */
-function writeStreamHead(req, res, { head, h2 }) {
-  // Headers set on `res` that this head replaces or that HTTP/2 forbids go first.
-  for (const name of res.getHeaderNames()) {
-    if (ENGINE_HEADERS.has(name) || (h2 && HTTP2_FORBIDDEN.has(name))) res.removeHeader(name);
-  }
-  res.writeHead(200, head);
+function writeStreamHead(req, res, { status, head, h2 }) {
+  // The head holds every header `res` had that may go out: the rest must not.
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  res.writeHead(status, head);
   if (typeof res.flushHeaders === 'function') res.flushHeaders();
   if (!h2 && req.socket && typeof req.socket.setNoDelay === 'function') req.socket.setNoDelay(true);
 }
@@ -224,15 +217,10 @@ function handOverSocket(native, req, res, input) {
   return id;
 }
 
-/** Stream mode: a limit refused the client; answer as the engine does in socket mode. */
-function refuseBusy(res, retryAfterSecs) {
-  const body = 'the server is at capacity, retry later\n';
-  res.writeHead(503, {
-    'Retry-After': String(retryAfterSecs),
-    'Content-Type': 'text/plain; charset=utf-8',
-    'Content-Length': String(Buffer.byteLength(body)),
-    'Cache-Control': 'no-cache',
-  });
+/** Stream mode: a limit refused the client; writes the engine's 503 answer. */
+function refuseBusy(req, res, retryAfterSecs) {
+  const { status, headers, body } = native.busyAnswer(retryAfterSecs, isHttp2(req));
+  res.writeHead(status, headersObject(headers));
   res.end(body);
 }
 

@@ -129,18 +129,45 @@ pub(crate) fn config(env: &Env, options: Option<EngineOptions>) -> napi::Result<
     Ok(c)
 }
 
-pub(crate) fn connect_options(env: &Env, input: ConnectInput) -> napi::Result<ConnectOptions> {
-    let headers = input.headers.unwrap_or_default();
-    if !headers.len().is_multiple_of(2) {
+/// Header pairs from their flat JavaScript form `[name, value, name, value, ...]`.
+pub(crate) fn header_pairs(env: &Env, flat: Vec<String>) -> napi::Result<Vec<(String, String)>> {
+    if !flat.len().is_multiple_of(2) {
         return Err(error::range(
             env,
             "headers must alternate names and values (an even count)",
         ));
     }
-    let headers = headers
+    Ok(flat
         .chunks_exact(2)
         .map(|pair| (pair[0].clone(), pair[1].clone()))
-        .collect();
+        .collect())
+}
+
+/// Header pairs back into the flat JavaScript form.
+pub(crate) fn flat_headers(pairs: Vec<(String, String)>) -> Vec<String> {
+    pairs.into_iter().flat_map(|(n, v)| [n, v]).collect()
+}
+
+/// A response head or answer from the engine's `http` rules, for `res.writeHead`.
+#[napi(object)]
+pub struct HttpResponse {
+    pub status: u32,
+    /// Header names and values, alternating: `[name, value, name, value, ...]`.
+    pub headers: Vec<String>,
+    /// The body (empty for an event stream's head).
+    pub body: String,
+}
+
+pub(crate) fn http_response(response: sse_engine::http::Response) -> HttpResponse {
+    HttpResponse {
+        status: u32::from(response.status),
+        headers: flat_headers(response.headers),
+        body: response.body.to_string(),
+    }
+}
+
+pub(crate) fn connect_options(env: &Env, input: ConnectInput) -> napi::Result<ConnectOptions> {
+    let headers = header_pairs(env, input.headers.unwrap_or_default())?;
     Ok(ConnectOptions {
         channels: input.channels.unwrap_or_default(),
         user: input.user,

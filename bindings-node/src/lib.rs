@@ -20,7 +20,7 @@ use napi_derive::napi;
 use serde_json::Value;
 use sse_engine::{ClientInfo, DisconnectReason, Engine, ErrorKind};
 
-use convert::{client_id, ConnectInput, EngineOptions};
+use convert::{client_id, ConnectInput, EngineOptions, HttpResponse};
 use error::WhileClosing;
 use events::EventSink;
 
@@ -52,6 +52,39 @@ pub fn engine_headers() -> Vec<String> {
         .iter()
         .map(|h| h.to_string())
         .collect()
+}
+
+/// Stream mode: the head the JavaScript layer writes through `res` (status 200, the SSE
+/// headers, then `headers` without the engine's own and, over HTTP/2, without
+/// connection-specific ones; each checked). `headers` and the answer's are flat
+/// `[name, value, ...]` lists. Rules: `sse_engine::http::stream_head`.
+#[napi]
+pub fn stream_head(env: Env, headers: Vec<String>, http2: bool) -> napi::Result<HttpResponse> {
+    let pairs = convert::header_pairs(&env, headers)?;
+    let head = error::check(&env, sse_engine::http::stream_head(&pairs, http2))?;
+    Ok(convert::http_response(head))
+}
+
+/// Socket mode: the framework's and the caller's headers without the engine's own,
+/// each checked (flat `[name, value, ...]` lists). Rules: `sse_engine::http::extra_headers`.
+#[napi]
+pub fn extra_headers(env: Env, headers: Vec<String>, http2: bool) -> napi::Result<Vec<String>> {
+    let pairs = convert::header_pairs(&env, headers)?;
+    let kept = error::check(&env, sse_engine::http::extra_headers(&pairs, http2))?;
+    Ok(convert::flat_headers(kept))
+}
+
+/// The 503 answer to a hand-over refused by a limit. Rules: `sse_engine::http::busy_answer`.
+#[napi]
+pub fn busy_answer(retry_after_secs: u32, http2: bool) -> HttpResponse {
+    convert::http_response(sse_engine::http::busy_answer(retry_after_secs, http2))
+}
+
+/// The request's last event id from its `Last-Event-ID` header and its query string.
+/// Rules: `sse_engine::http::last_event_id`.
+#[napi]
+pub fn last_event_id(header: Option<String>, query: Option<String>) -> Option<String> {
+    sse_engine::http::last_event_id(header.as_deref(), query.as_deref())
 }
 
 /// One engine and the queue its lifecycle events reach JavaScript through.

@@ -188,6 +188,39 @@ test('Last-Event-ID replays missed events; an unknown one raises gap', async () 
   gapped.close();
 });
 
+test('Last-Event-ID from the query: the first value, trimmed (the engine rule)', async () => {
+  const [first, id1] = await connect('/trim', { channels: ['trim'] });
+  engine.broadcast('trim', 't1');
+  await first.waitForEvents(1);
+  const lastId = first.events[0].id;
+  first.close();
+  await waitFor(() => log.find('disconnect', id1), { what: 'the first disconnect' });
+  engine.broadcast('trim', 't2');
+  // Surrounding whitespace is trimmed (untrimmed, the id is unknown and gives a gap);
+  // the first lastEventId wins over a later one.
+  const query = `lastEventId=${encodeURIComponent(` ${lastId}\t`)}&lastEventId=other-run-1`;
+  const [second, id2] = await connect('/trim', { channels: ['trim'] }, { path: `/trim?${query}` });
+  await second.waitForEvents(1);
+  assert.deepStrictEqual(second.events.map((e) => e.data), ['t2']);
+  assert.strictEqual(log.find('gap', id2), undefined);
+  second.close();
+  // The header wins over the query; a blank one counts as none.
+  const [third] = await connect('/trim', { channels: ['trim'] }, {
+    path: `/trim?lastEventId=other-run-2`,
+    headers: { 'Last-Event-ID': lastId },
+  });
+  await third.waitForEvents(1);
+  assert.deepStrictEqual(third.events.map((e) => e.data), ['t2']);
+  third.close();
+  const [fourth] = await connect('/trim', { channels: ['trim'] }, {
+    path: `/trim?lastEventId=${encodeURIComponent(lastId)}`,
+    headers: { 'Last-Event-ID': ' ' },
+  });
+  await fourth.waitForEvents(1);
+  assert.deepStrictEqual(fourth.events.map((e) => e.data), ['t2']);
+  fourth.close();
+});
+
 test('headers set on res go out with the engine head; extra headers too', async () => {
   routes.set('/headers', { headers: { 'X-Extra': 'e' } });
   const server2 = http.createServer((req, res) => {

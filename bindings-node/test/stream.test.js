@@ -46,7 +46,11 @@ function httpsClient(port, { paused = false, headers = {} } = {}) {
     client.response = res;
     res.setEncoding('utf8');
     if (paused) res.pause();
-    res.on('data', (chunk) => parser.feed(chunk));
+    client.body = '';
+    res.on('data', (chunk) => {
+      client.body += chunk;
+      parser.feed(chunk);
+    });
     res.on('end', () => {
       client.ended = true;
     });
@@ -187,6 +191,33 @@ test('stream mode: a limit refusal answers 503 itself', async () => {
   await waitFor(() => client.status !== null, { what: 'the answer' });
   assert.strictEqual(client.status, 503);
   assert.strictEqual(client.headers['retry-after'], '3');
+  // The engine's one 503 answer: the same text and headers as in socket mode.
+  assert.strictEqual(client.headers.connection, 'close');
+  assert.strictEqual(client.headers['cache-control'], 'no-cache');
+  assert.strictEqual(client.headers['content-type'], 'text/plain; charset=utf-8');
+  await waitFor(() => client.ended, { what: 'the end of the answer' });
+  assert.strictEqual(client.body, 'the server is at capacity, retry later\n');
+  await engine.close();
+  server.close();
+});
+
+test('HTTP/2 stream mode: the 503 answer has no Connection header', async () => {
+  const { engine, server, port } = await setup('http2', { maxClients: 0, busyRetryAfterSecs: 4 });
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+  session.on('error', () => {});
+  const stream = session.request({ ':path': '/sse' });
+  const headers = await new Promise((resolve) => stream.once('response', resolve));
+  let body = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    body += chunk;
+  });
+  await new Promise((resolve) => stream.once('end', resolve));
+  assert.strictEqual(headers[':status'], 503);
+  assert.strictEqual(headers['retry-after'], '4');
+  assert.strictEqual(headers.connection, undefined);
+  assert.strictEqual(body, 'the server is at capacity, retry later\n');
+  session.close();
   await engine.close();
   server.close();
 });

@@ -441,11 +441,49 @@ impl NativeEngine {
     }
 }
 
+/// A response head or answer of the engine's HTTP rules: (status, reason, headers, body).
+type HttpResponse = (u16, &'static str, Vec<(String, String)>, &'static str);
+
+fn http_response(response: sse_engine::http::Response) -> HttpResponse {
+    (
+        response.status,
+        response.reason,
+        response.headers,
+        response.body,
+    )
+}
+
+/// Stream mode: the head the host writes through its framework (status 200, the SSE
+/// headers, then `headers` without the engine's own and, over HTTP/2, without
+/// connection-specific ones; each checked). Rules: `sse_engine::http::stream_head`.
+#[pyfunction]
+#[pyo3(signature = (headers, http2))]
+fn stream_head(headers: Vec<(String, String)>, http2: bool) -> PyResult<HttpResponse> {
+    sse_engine::http::stream_head(&headers, http2)
+        .map(http_response)
+        .py_err()
+}
+
+/// The 503 answer to a hand-over refused by a limit. Rules: `sse_engine::http::busy_answer`.
+#[pyfunction]
+#[pyo3(signature = (retry_after_secs, http2))]
+fn busy_answer(retry_after_secs: u32, http2: bool) -> HttpResponse {
+    http_response(sse_engine::http::busy_answer(retry_after_secs, http2))
+}
+
+/// The request's last event id from its `Last-Event-ID` header and its query string.
+/// Rules: `sse_engine::http::last_event_id`.
+#[pyfunction]
+#[pyo3(signature = (header, query))]
+fn last_event_id(header: Option<&str>, query: Option<&str>) -> Option<String> {
+    sse_engine::http::last_event_id(header, query)
+}
+
 /// The native half of the `sse_engine` package.
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use super::NativeEngine;
+    use super::{busy_answer, last_event_id, stream_head, NativeEngine};
 
     #[pymodule_export]
     use crate::errors::{ClientNotFoundError, EngineClosedError, LimitReachedError};
@@ -455,6 +493,7 @@ mod _native {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("ENGINE_VERSION", sse_engine::VERSION)?;
+        m.add("ENGINE_HEADERS", sse_engine::ENGINE_HEADERS.to_vec())?;
         m.add("DISCONNECT_REASONS", {
             let names: Vec<&str> = sse_engine::DisconnectReason::ALL
                 .iter()

@@ -9,6 +9,7 @@ use crate::channel_set::ChannelSet;
 use crate::error::{Error, Result};
 use crate::event::{validate_channel, validate_event_id, validate_user, Event};
 use crate::history::HistoryLimits;
+use crate::http;
 
 /// Most reactor threads an engine may run.
 pub const MAX_THREADS: usize = 64;
@@ -128,17 +129,6 @@ pub struct ConnectOptions {
     pub head_sent: bool,
 }
 
-/// Headers the engine always writes itself (lower case); a caller may not send them
-/// again. Bindings drop these from the headers a framework already set on a response.
-pub const ENGINE_HEADERS: [&str; 6] = [
-    "content-type",
-    "cache-control",
-    "connection",
-    "x-accel-buffering",
-    "content-length",
-    "transfer-encoding",
-];
-
 /// Connect options checked and turned into what a shard stores.
 #[derive(Debug)]
 pub(crate) struct ValidatedConnect {
@@ -176,25 +166,11 @@ impl ConnectOptions {
                 "headers were given but head_sent says the response head is already written",
             ));
         }
-        for (name, value) in &self.headers {
-            validate_header(name, value)?;
-        }
         let mut preamble = BytesMut::new();
+        // The head's rules (and the header checks) are in `http`.
+        let head = http::socket_head(&self.headers)?;
         if !self.head_sent {
-            preamble.put_slice(
-                b"HTTP/1.1 200 OK\r\n\
-                  Content-Type: text/event-stream\r\n\
-                  Cache-Control: no-cache\r\n\
-                  Connection: keep-alive\r\n\
-                  X-Accel-Buffering: no\r\n",
-            );
-            for (name, value) in &self.headers {
-                preamble.put_slice(name.as_bytes());
-                preamble.put_slice(b": ");
-                preamble.put_slice(value.as_bytes());
-                preamble.put_slice(b"\r\n");
-            }
-            preamble.put_slice(b"\r\n");
+            head.write_http1(&mut preamble);
         }
         if let Some(retry) = self.retry.or(config.retry) {
             preamble.put_slice(format!("retry: {retry}\n\n").as_bytes());
@@ -213,26 +189,6 @@ impl ConnectOptions {
 /// Parses client metadata: it must be a JSON object.
 pub(crate) fn parse_metadata(text: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
     crate::json::parse_object(text, "metadata")
-}
-
-fn validate_header(name: &str, value: &str) -> Result<()> {
-    let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(is_tchar) {
-        return Err(Error::invalid(format!(
-            "header name {name:?} is not a valid HTTP token"
-        )));
-    }
-    if ENGINE_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
-        return Err(Error::invalid(format!(
-            "header {name:?} is written by the engine and must not be given again"
-        )));
-    }
-    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err(Error::invalid(format!(
-            "value of header {name:?} must not contain CR, LF or NUL"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

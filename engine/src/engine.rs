@@ -183,8 +183,8 @@ impl Engine {
     /// framework's backpressure. When the response ends it calls
     /// [`Engine::close_stream`]; when the engine ends the client (disconnect, slow,
     /// timeout, shutdown) the host gets `Disconnected` and ends the response. The host
-    /// writes the response head (status 200 and the SSE headers), so `headers` must be
-    /// empty; a limit refusal is an error (the host answers 503 itself).
+    /// writes the response head ([`crate::http::stream_head`]), so `headers` must be
+    /// empty; a limit refusal is an error (the host answers [`crate::http::busy_answer`]).
     pub fn connect_stream(&self, options: &ConnectOptions) -> Result<ClientId> {
         self.check_open()?;
         if !options.headers.is_empty() {
@@ -743,15 +743,9 @@ fn random_salt() -> u64 {
 
 /// Answers a refused hand-over with `503` and `Retry-After`, then closes the socket.
 fn refuse_busy(stream: &std::net::TcpStream, retry_after_secs: u32) {
-    let body = "the server is at capacity, retry later\n";
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {retry_after_secs}\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-cache\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let response = crate::http::busy_answer(retry_after_secs, false).to_http1();
     // Best effort on a fresh socket: the kernel buffer takes a few hundred bytes at once.
-    let _ = sys::send_bytes(stream, response.as_bytes());
+    let _ = sys::send_bytes(stream, &response);
     let _ = stream.shutdown(std::net::Shutdown::Write);
     // Read what the client sent so closing sends FIN rather than RST, which could discard
     // the answer before the client reads it.

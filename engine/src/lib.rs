@@ -26,6 +26,7 @@ mod error;
 mod event;
 mod filter;
 pub mod history;
+pub mod http;
 mod json;
 mod lifecycle;
 mod metrics;
@@ -35,7 +36,7 @@ mod shard;
 mod stats;
 mod sys;
 
-pub use config::{Config, ConnectOptions, ENGINE_HEADERS, MAX_THREADS, MIN_QUEUE_BYTES};
+pub use config::{Config, ConnectOptions, MAX_THREADS, MIN_QUEUE_BYTES};
 pub use directory::ChannelInfo;
 pub use engine::{Engine, DROP_FLUSH_DEADLINE};
 pub use error::{Error, ErrorKind, Result};
@@ -44,6 +45,7 @@ pub use event::{
 };
 pub use filter::Filter;
 pub use history::HistoryLimits;
+pub use http::ENGINE_HEADERS;
 pub use lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent};
 pub use registry::ClientInfo;
 pub use stats::Stats;

@@ -13,6 +13,22 @@ from typing import Any, Dict, List, Optional, Tuple
 
 ENGINE_VERSION: str
 DISCONNECT_REASONS: List[str]
+#: Response headers the engine writes itself (lower case).
+ENGINE_HEADERS: List[str]
+
+#: (status, reason, headers, body) of a response the engine's HTTP rules make.
+_HttpResponse = Tuple[int, str, List[Tuple[str, str]], str]
+
+def stream_head(headers: List[Tuple[str, str]], http2: bool) -> _HttpResponse:
+    """Stream mode: status 200, the SSE headers (no ``Connection`` over HTTP/2), then
+    ``headers`` without the engine's own (and HTTP/2's connection-specific ones), each
+    checked (``ValueError``)."""
+
+def busy_answer(retry_after_secs: int, http2: bool) -> _HttpResponse:
+    """The 503 answer to a hand-over refused by a limit."""
+
+def last_event_id(header: Optional[str], query: Optional[str]) -> Optional[str]:
+    """The header wins; else the query's first ``lastEventId``; trimmed; empty: None."""
 
 class EngineClosedError(RuntimeError):
     """The engine is closed (or closing): it takes no more calls."""

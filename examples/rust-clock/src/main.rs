@@ -10,7 +10,7 @@ use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sse_engine::{Config, ConnectOptions, Engine, Event, LifecycleEvent};
+use sse_engine::{http, Config, ConnectOptions, Engine, Event, LifecycleEvent};
 
 const PAGE: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>sse-engine demo</title>
@@ -54,14 +54,6 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-fn query_param<'a>(path: &'a str, name: &str) -> Option<&'a str> {
-    let query = path.split_once('?')?.1;
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == name).then_some(value)
-    })
-}
-
 fn respond(mut stream: TcpStream, status: &str, content_type: &str, body: &str) {
     let _ = write!(
         stream,
@@ -80,9 +72,11 @@ fn serve(engine: &Engine, mut stream: TcpStream) {
         "/events" => {
             let options = ConnectOptions {
                 channels: vec!["clock".into()],
-                last_event_id: header(&head, "Last-Event-ID")
-                    .or_else(|| query_param(path, "lastEventId"))
-                    .map(str::to_owned),
+                // The engine's rule: the header wins, else the query's first value.
+                last_event_id: http::last_event_id(
+                    header(&head, http::LAST_EVENT_ID_HEADER),
+                    path.split_once('?').map(|(_, query)| query),
+                ),
                 ..Default::default()
             };
             let fd = stream.into_raw_fd();

@@ -12,10 +12,13 @@ After a hand-over the server neither writes to nor shuts down the client's strea
 the server's parser already read past the request head (pipelined requests) stay with
 the server; EventSource clients do not pipeline.
 
-Each helper reads ``Last-Event-ID`` from the request (header, else a ``lastEventId``
-query parameter, as a first connection cannot set the header) unless given.
+Each helper reads ``Last-Event-ID`` from the request unless given, by the engine's rule
+(:func:`resume_id`): the header wins; else the first ``lastEventId`` query parameter (a
+first connection cannot set the header); surrounding ASCII whitespace is trimmed; empty
+means none. Response heads and the 503 answer come from the engine too
+(:func:`stream_head`, :func:`busy_answer`).
 """
 
-from ._common import SSE_HEADERS, resume_id
+from ._common import SSE_HEADERS, busy_answer, resume_id, stream_head
 
-__all__ = ["SSE_HEADERS", "resume_id"]
+__all__ = ["SSE_HEADERS", "busy_answer", "resume_id", "stream_head"]

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from .._engine import Engine, Headers, _headers
 from .._native import EngineClosedError, LimitReachedError
-from ._common import FROM_REQUEST, SSE_HEADERS, resume_id
+from ._common import FROM_REQUEST, SSE_HEADERS, busy_answer, resume_id, stream_head
 
 try:  # Starlette is optional: with it, FastAPI returns the object untouched.
     from starlette.responses import Response as _Base
@@ -60,7 +60,7 @@ def last_event_id_of(scope: dict) -> Optional[str]:
 class EventStream(_Base):  # type: ignore[misc,valid-type]
     """An ASGI response streaming one stream-mode client of ``engine``."""
 
-    media_type = "text/event-stream"
+    media_type = dict(SSE_HEADERS)["Content-Type"]  # the engine's
 
     def __init__(
         self,
@@ -91,10 +91,9 @@ class EventStream(_Base):  # type: ignore[misc,valid-type]
         self.status_code = 200
         self.background = None
         self.body = b""
-        self.raw_headers = [
-            (k.lower().encode("latin-1"), v.encode("latin-1"))
-            for k, v in list(SSE_HEADERS) + self.extra_headers
-        ]
+        # The engine's stream head, checked here: a bad header fails at construction,
+        # before a client is registered.
+        self.raw_headers = _raw(stream_head(self.extra_headers)[2])
 
     async def __call__(self, scope: dict, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope.get("type") != "http":
@@ -103,6 +102,8 @@ class EventStream(_Base):  # type: ignore[misc,valid-type]
         last_event_id = self.last_event_id
         if last_event_id is FROM_REQUEST:
             last_event_id = last_event_id_of(scope)
+        http2 = scope.get("http_version") == "2"
+        raw_headers = _raw(stream_head(self.extra_headers, True)[2]) if http2 else self.raw_headers
         try:
             client = engine.connect_stream(
                 channels=self.channels,
@@ -111,8 +112,9 @@ class EventStream(_Base):  # type: ignore[misc,valid-type]
                 last_event_id=last_event_id,
                 retry=self.retry,
             )
-        except (LimitReachedError, EngineClosedError) as e:
-            await _refuse(send, str(e), engine.config()["busy_retry_after"])
+        except LimitReachedError:
+            # A closed engine is not "busy": EngineClosedError reaches the app.
+            await _refuse(send, engine.config()["busy_retry_after"], http2)
             return
         self.client_id = client
         loop = asyncio.get_running_loop()
@@ -122,7 +124,7 @@ class EventStream(_Base):  # type: ignore[misc,valid-type]
         try:
             if self.on_client is not None:
                 self.on_client(client)
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
             watcher = loop.create_task(_watch_disconnect(receive, waiter))
             chunk = self.chunk_size
             while not watcher.done():
@@ -165,19 +167,15 @@ async def _watch_disconnect(receive: Callable[..., Any], waiter: Any) -> None:
             return
 
 
-async def _refuse(send: Callable[..., Any], reason: str, retry_after: int) -> None:
-    body = f"the server is at capacity, retry later ({reason})\n".encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"retry-after", str(retry_after).encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+def _raw(headers: List[Tuple[str, str]]) -> List[Tuple[bytes, bytes]]:
+    """Headers as an ASGI message carries them (lower-case names, bytes)."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+async def _refuse(send: Callable[..., Any], retry_after: int, http2: bool) -> None:
+    """Writes the engine's 503 answer to a hand-over refused by a limit."""
+    status, _, headers, body = busy_answer(retry_after, http2)
+    await send({"type": "http.response.start", "status": status, "headers": _raw(headers)})
     await send({"type": "http.response.body", "body": body})
 
 

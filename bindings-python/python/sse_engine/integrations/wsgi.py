@@ -13,7 +13,7 @@ Flask::
     @app.get("/events")
     def events():
         handover(flask.request.environ, engine, channels=["news"])
-        return flask.Response(mimetype="text/event-stream")
+        return ""  # goes to the placeholder, never to the client
 
 The server's socket object (``environ['gunicorn.socket']`` or
 ``environ['werkzeug.socket']``) is kept by the server, so the hand-over is the
@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, List, Optional, Union
 
 from .._engine import Engine, Headers
 from .._native import LimitReachedError
-from ._common import FROM_REQUEST, SSE_HEADERS, resume_id
+from ._common import FROM_REQUEST, resume_id, stream_head
 
 __all__ = ["handover", "respond", "socket_of", "ENVIRON_KEY"]
 
@@ -109,5 +109,6 @@ def respond(
     """:func:`handover`, then a WSGI response for the server to finish (it goes to the
     placeholder). Return its result from the WSGI app."""
     handover(environ, engine, **options)
-    start_response("200 OK", list(SSE_HEADERS))
+    status, reason, headers = stream_head([])
+    start_response(f"{status} {reason}", headers)
     return []

@@ -179,9 +179,10 @@ export interface EngineEvents {
 }
 
 /**
- * An SSE engine. Its reactor threads own the connections handed over; every method
- * returns at once (sends queue the event; registry queries wait at most for the
- * reactor to finish one chunk of writes). Lifecycle events arrive as `connect`,
+ * An SSE engine. Its reactor threads own the connections handed over; methods return
+ * at once (sends queue the event, waiting only while the reactor is a whole command
+ * queue behind, and throwing `SSE_LIMIT_REACHED` after 1 s of that; registry queries
+ * wait behind what was queued before them, at most one flush pass). Lifecycle events arrive as `connect`,
  * `disconnect` and `gap`. An open engine does not keep the process alive unless
  * `ref()` is called. An engine the app no longer references is shut down when the
  * garbage collector frees it (1 s flush, every client closed, threads stopped), as

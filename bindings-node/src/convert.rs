@@ -7,7 +7,9 @@ use std::time::Duration;
 use napi::Env;
 use napi_derive::napi;
 use serde_json::{json, Value};
-use sse_engine::{ClientId, Config, ConnectOptions, DisconnectReason, Event, HistoryLimits, Stats};
+use sse_engine::{
+    ClientId, ClientInfo, Config, ConnectOptions, DisconnectReason, Event, HistoryLimits, Stats,
+};
 
 use crate::error;
 
@@ -222,4 +224,26 @@ pub(crate) fn stats(s: &Stats) -> Value {
         "events_replayed": s.events_replayed,
         "gaps": s.gaps,
     })
+}
+
+/// A client record for JavaScript: the engine keeps metadata numbers exact, but napi-rs
+/// converts only 64-bit integers and doubles (another number would abort the process),
+/// so any other number (an integer beyond 64 bits) becomes the nearest double, as
+/// `JSON.parse` would make it.
+pub(crate) fn client_json(info: &ClientInfo) -> Value {
+    fn as_js(value: &mut Value) {
+        match value {
+            Value::Number(n) if !n.is_i64() && !n.is_f64() => {
+                // Finite: the engine refuses numbers beyond a double's range.
+                let nearest = n.as_f64().and_then(serde_json::Number::from_f64);
+                *value = nearest.map_or(Value::Null, Value::Number);
+            }
+            Value::Array(items) => items.iter_mut().for_each(as_js),
+            Value::Object(map) => map.values_mut().for_each(as_js),
+            _ => {}
+        }
+    }
+    let mut json = info.to_json();
+    as_js(&mut json);
+    json
 }

@@ -108,7 +108,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn clients_json(clients: Vec<ClientInfo>) -> Value {
-    Value::Array(clients.iter().map(ClientInfo::to_json).collect())
+    Value::Array(clients.iter().map(convert::client_json).collect())
 }
 
 /// A duplicate of `fd`, close-on-exec, owned by the caller.
@@ -349,7 +349,7 @@ impl NativeEngine {
         let client = client_id(&env, client)?;
         self.with_engine(&env, |engine| {
             let info = error::found(&env, engine.get_client(client))?;
-            Ok(info.as_ref().map(ClientInfo::to_json))
+            Ok(info.as_ref().map(convert::client_json))
         })
     }
 
@@ -496,8 +496,7 @@ impl NativeEngine {
         let sink = lock(&self.sink)
             .clone()
             .ok_or_else(|| error::shut_down(&env))?;
-        sink.set_ref(&env, true)?;
-        self.state.store(CLOSING, Ordering::SeqCst);
+        let shutdown_sink = sink.clone();
         let engine = self.engine.clone();
         let slot = self.sink.clone();
         let close_error = self.close_error.clone();
@@ -511,16 +510,19 @@ impl NativeEngine {
                 // Once JavaScript got this, nothing more comes: the handler is gone
                 // with the reactor threads, and dropping the sink releases the
                 // threadsafe function so it no longer holds the process.
-                sink.push(events::CLOSED, 0.0, 0.0);
+                shutdown_sink.push(events::CLOSED, 0.0, 0.0);
                 lock(&slot).take();
             });
         if let Err(e) = spawned {
+            // Nothing started: the engine stays open as it was.
             return Err(error::throw(
                 &env,
                 sse_engine::Error::io("start the shutdown thread", e),
             ));
         }
-        Ok(())
+        // The shutdown's events reach JavaScript only after this call returns.
+        self.state.store(CLOSING, Ordering::SeqCst);
+        sink.set_ref(&env, true)
     }
 
     /// JavaScript got the `CLOSED` event (every event of the shutdown was emitted):

@@ -133,6 +133,19 @@ test('registry: getClient, clients, clientsIn, clientsOf, channels, counts, setM
   client.close();
 });
 
+test('metadata numbers beyond 64 bits come back as the doubles JSON.parse gives', async () => {
+  const [client, id] = await connect('/big-numbers', { channels: ['big'] });
+  // 1e20 is an ordinary JavaScript number: JSON.stringify writes it as 21 digits.
+  assert.strictEqual(engine.setMetadata(id, { n: 1e20, m: -1e25, i: 42, f: 1.5 }), true);
+  assert.deepStrictEqual(engine.getClient(id).metadata, { n: 1e20, m: -1e25, i: 42, f: 1.5 });
+  const text = '{"big": 123456789012345678901234567890, "list": [18446744073709551616]}';
+  assert.strictEqual(engine.setMetadata(id, text), true);
+  assert.deepStrictEqual(engine.getClient(id).metadata, JSON.parse(text));
+  assert.deepStrictEqual(engine.clientsIn('big')[0].metadata, JSON.parse(text));
+  assert.throws(() => engine.setMetadata(id, '{"n": 1e400}'), (err) => err.code === 'SSE_INVALID_ARGUMENT' && /out of range/.test(err.message));
+  client.close();
+});
+
 test('history: configureChannel, closeChannel, removeEmptyChannels', async () => {
   engine.configureChannel('hist', { maxEvents: 2, maxAgeMs: 60000 });
   for (const n of [1, 2, 3]) engine.broadcast('hist', `h${n}`);

@@ -45,7 +45,7 @@ fn membership_changes_take_constant_time_per_call() {
     // Quadratic cost made the last ten thousand about 19x slower than the first.
     let ratio = last.as_secs_f64() / first.as_secs_f64();
     assert!(
-        ratio < 4.0,
+        ratio < 5.0,
         "the last {SAMPLE} subscribes took {ratio:.1}x as long as the first ({last:?} against {first:?})"
     );
 
@@ -68,7 +68,7 @@ fn membership_changes_take_constant_time_per_call() {
     });
     let ratio = last.as_secs_f64() / first.as_secs_f64();
     assert!(
-        ratio < 4.0,
+        ratio < 5.0,
         "unsubscribe: {ratio:.1}x ({last:?} against {first:?})"
     );
     assert!(engine.get_client(id).unwrap().channels.is_empty());

@@ -142,16 +142,17 @@ impl Engine {
         Ok(())
     }
 
-    fn to_every_shard(&self, make: impl Fn() -> Command) {
-        self.enqueue_everywhere(make);
+    fn to_every_shard(&self, recipients: usize, make: impl Fn() -> Command) {
+        self.enqueue_everywhere(recipients, make);
         self.wake_every_shard();
     }
 
     /// Enqueues a command on every shard without waking them (done under the directory
-    /// lock; wake after unlocking).
-    fn enqueue_everywhere(&self, make: impl Fn() -> Command) {
+    /// lock; wake after unlocking). `recipients`: how many clients it reaches in all.
+    fn enqueue_everywhere(&self, recipients: usize, make: impl Fn() -> Command) {
+        let each = recipients.div_ceil(self.shards.len());
         for shard in &self.shards {
-            shard.send(make());
+            shard.send_to(make(), each);
         }
     }
 
@@ -332,7 +333,7 @@ impl Engine {
         let mut directory = self.directory();
         let published = directory.publish(Target::Channel(&channel), event, filter.as_ref());
         if published.count > 0 {
-            self.enqueue_everywhere(|| Command::ToChannel {
+            self.enqueue_everywhere(published.count, || Command::ToChannel {
                 channel: channel.clone(),
                 frame: published.frame.clone(),
                 seq: published.seq,
@@ -358,7 +359,7 @@ impl Engine {
         }
         self.count_published();
         let shard = self.shard_of(client);
-        shard.send(Command::ToClient { client, frame });
+        shard.send_to(Command::ToClient { client, frame }, 1);
         drop(directory);
         shard.wake();
         Ok(1)
@@ -374,7 +375,7 @@ impl Engine {
         let count = self.directory().user_count(user);
         if count > 0 {
             let user: Arc<str> = user.into();
-            self.to_every_shard(|| Command::ToUser {
+            self.to_every_shard(count, || Command::ToUser {
                 user: user.clone(),
                 frame: frame.clone(),
             });
@@ -409,7 +410,7 @@ impl Engine {
         let mut directory = self.directory();
         let published = directory.publish(Target::All, event, None);
         if published.count > 0 {
-            self.enqueue_everywhere(|| Command::ToAll {
+            self.enqueue_everywhere(published.count, || Command::ToAll {
                 frame: published.frame.clone(),
                 seq: published.seq,
             });
@@ -535,7 +536,7 @@ impl Engine {
         let channel: Arc<str> = channel.into();
         let mut directory = self.directory();
         let members = directory.close_channel(&channel, disconnect);
-        self.enqueue_everywhere(|| Command::CloseChannel {
+        self.enqueue_everywhere(members, || Command::CloseChannel {
             channel: channel.clone(),
             disconnect,
         });
@@ -656,7 +657,7 @@ impl Engine {
         self.check_same_process()?;
         shard::replace_handler_here(&self.shared, &handler);
         let (applied, wait) = mpsc::channel();
-        self.to_every_shard(|| Command::SetHandler(handler.clone(), applied.clone()));
+        self.to_every_shard(0, || Command::SetHandler(handler.clone(), applied.clone()));
         drop(applied);
         if !ON_REACTOR.with(Cell::get) {
             // Each shard acknowledges by dropping its sender; a stopped shard drops it too.

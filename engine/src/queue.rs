@@ -1,8 +1,9 @@
 //! The command queue between callers and one reactor, and its bound.
 //!
 //! Callers push commands and wake the reactor (one `mio::Waker` wake-up per batch, not
-//! per command). What is queued and not yet applied is weighed (a fixed part per command
-//! plus its frame); past [`MAX_BACKLOG`] a publishing caller waits until the reactor has
+//! per command). What is queued and not yet applied is weighed by the work it makes (a
+//! fixed part per command, its frame, and a part per recipient of a fan-out), so the
+//! bound is about time as much as memory; past [`MAX_BACKLOG`] a publishing caller waits until the reactor has
 //! applied enough to make room, so a publisher that outruns the reactor is slowed to its
 //! pace instead of growing the process. The reactor applies commands in batches between
 //! socket flushes, so it frees room continuously; a caller that finds no room within
@@ -23,15 +24,18 @@ use crate::shard::Command;
 /// The reactor's waker token; no client gets it.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Most weight queued for one reactor before publishing callers wait for room.
-pub(crate) const MAX_BACKLOG: usize = 256 * 1024;
+pub(crate) const MAX_BACKLOG: usize = 512 * 1024;
 /// What a command weighs besides its frame (its own size and the work of applying it).
 const COMMAND_WEIGHT: usize = 256;
+/// What each recipient of a fan-out adds (queueing the frame, then writing it).
+const RECIPIENT_WEIGHT: usize = 16;
 /// Longest a publishing caller waits for room before giving up with `LimitReached`.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(1);
 
 impl Command {
-    fn weight(&self) -> usize {
+    fn weight(&self, recipients: usize) -> usize {
         COMMAND_WEIGHT
+            + RECIPIENT_WEIGHT.saturating_mul(recipients)
             + match self {
                 Command::ToClient { frame, .. }
                 | Command::ToUser { frame, .. }
@@ -62,7 +66,8 @@ impl Backlog {
 
 /// The callers' end.
 pub(crate) struct Outbox {
-    sender: Sender<Command>,
+    /// Each command with its weight.
+    sender: Sender<(usize, Command)>,
     waker: Waker,
     wake_pending: Arc<AtomicBool>,
     backlog: Arc<Backlog>,
@@ -70,7 +75,7 @@ pub(crate) struct Outbox {
 
 /// The reactor's end.
 pub(crate) struct Inbox {
-    receiver: Receiver<Command>,
+    receiver: Receiver<(usize, Command)>,
     wake_pending: Arc<AtomicBool>,
     backlog: Arc<Backlog>,
     /// Weight applied since the last `release`.
@@ -109,9 +114,14 @@ pub(crate) fn channel(poll: &Poll) -> io::Result<(Outbox, Inbox)> {
 impl Outbox {
     /// Queues a command (never waits: callers may hold the directory lock).
     pub fn send(&self, command: Command) {
-        let weight = command.weight();
+        self.send_to(command, 0);
+    }
+
+    /// Queues a fan-out command that reaches about `recipients` clients of this reactor.
+    pub fn send_to(&self, command: Command, recipients: usize) {
+        let weight = command.weight(recipients);
         self.backlog.weight.fetch_add(weight, Ordering::SeqCst);
-        if self.sender.send(command).is_err() {
+        if self.sender.send((weight, command)).is_err() {
             // The reactor already stopped; the command has nothing to act on.
             self.backlog.weight.fetch_sub(weight, Ordering::SeqCst);
         }
@@ -180,8 +190,8 @@ impl Inbox {
 
     pub fn next(&mut self) -> Next {
         match self.receiver.try_recv() {
-            Ok(command) => {
-                self.applied += command.weight();
+            Ok((weight, command)) => {
+                self.applied += weight;
                 Next::Command(command)
             }
             Err(TryRecvError::Empty) => Next::Empty,

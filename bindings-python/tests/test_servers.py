@@ -165,13 +165,12 @@ def test_client_leaving_is_detected(server):
     ch = channel()
     raw = RawClient.get(server.port, f"/events?channel={ch}")
     raw.read_head()
-    wait_for(lambda: server.stats()["connections_open"] == before["connections_open"] + 1,
+    # Counters that only grow: clients of earlier tests may still be leaving meanwhile.
+    wait_for(lambda: server.stats()["connections_total"] >= before["connections_total"] + 1,
              what="the client to be registered")
     raw.close()
-    wait_for(lambda: server.stats()["connections_open"] == before["connections_open"],
+    wait_for(lambda: server.stats()["disconnects"]["closed"] >= before["disconnects"]["closed"] + 1,
              what="the engine to see the client leave")
-    after = server.stats()
-    assert after["disconnects"]["closed"] >= before["disconnects"]["closed"] + 1
     # Nobody left to deliver to.
     assert server.publish(ch, "anyone?") == 0
 

@@ -18,9 +18,10 @@ use crate::event::{validate_channel, validate_user, Event};
 use crate::filter::Filter;
 use crate::history::{HistoryLimits, IdFormat};
 use crate::lifecycle::{ClientId, DisconnectReason, EventHandler, LifecycleEvent};
-use crate::queue::{self, Outbox, MAX_WAIT};
+use crate::reactor::command::{Command, NewClient, Resume, Scope};
+use crate::reactor::queue::{self, Outbox, MAX_WAIT};
+use crate::reactor::{self, Shard, Shared};
 use crate::registry::ClientInfo;
-use crate::shard::{self, Command, NewClient, Resume, Scope, Shard, Shared};
 use crate::stats::{Counters, Stats};
 use crate::sys::{self, SocketId};
 
@@ -655,7 +656,7 @@ impl Engine {
     pub fn set_event_handler(&self, handler: Option<EventHandler>) -> Result<()> {
         self.check_open()?;
         self.check_same_process()?;
-        shard::replace_handler_here(&self.shared, &handler);
+        reactor::replace_handler_here(&self.shared, &handler);
         let (applied, wait) = mpsc::channel();
         self.to_every_shard(0, || Command::SetHandler(handler.clone(), applied.clone()));
         drop(applied);

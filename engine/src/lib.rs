@@ -30,9 +30,8 @@ pub mod http;
 mod json;
 mod lifecycle;
 mod metrics;
-mod queue;
+mod reactor;
 mod registry;
-mod shard;
 mod stats;
 mod sys;
 

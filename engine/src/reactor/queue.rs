@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Poll, Token, Waker};
 
+use super::command::Command;
 use crate::error::{Error, ErrorKind, Result};
-use crate::shard::Command;
 
 /// The reactor's waker token; no client gets it.
 pub(crate) const WAKER: Token = Token(usize::MAX);

@@ -1,0 +1,217 @@
+//! Fan-out: one shared frame onto each recipient's queue (a reference, no copy, no
+//! allocation per recipient), and the lists of clients waiting for the reactor.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use slab::Slab;
+
+use crate::filter::Filter;
+use crate::lifecycle::DisconnectReason;
+use crate::stats::Counters;
+
+use super::conn::Conn;
+
+/// Clients waiting for a flush, to be closed, or for the next part of a replay.
+#[derive(Default)]
+pub(super) struct Work {
+    pub dirty: VecDeque<usize>,
+    pub doomed: Vec<usize>,
+    /// Replaying clients whose queue drained: they get the next part.
+    pub replays: Vec<usize>,
+}
+
+/// How a fanned-out frame relates to history and filters.
+#[derive(Clone, Copy)]
+pub(super) struct Live<'a> {
+    /// Sequence number of a history event, 0 for frames outside history.
+    pub seq: u64,
+    pub filter: Option<&'a Filter>,
+}
+
+impl Live<'_> {
+    /// A frame for named clients: no history, no filter.
+    pub const DIRECT: Live<'static> = Live {
+        seq: 0,
+        filter: None,
+    };
+}
+
+/// What queueing is bounded by, and where it is counted.
+#[derive(Clone, Copy)]
+pub(super) struct Queueing<'a> {
+    /// Bytes a client may have queued; past it the client is dropped as `slow`.
+    pub max_queue_bytes: usize,
+    pub counters: &'a Counters,
+}
+
+impl Work {
+    /// Queues a live frame unless the client must not get it: it is still replaying (the
+    /// event will come from history), already got it by replay, or fails the filter.
+    pub fn deliver(
+        &mut self,
+        conn: &mut Conn,
+        key: usize,
+        frame: &Bytes,
+        live: Live<'_>,
+        queueing: Queueing<'_>,
+    ) -> bool {
+        if live.seq != 0 {
+            if conn.replay_cursor.is_some() || live.seq <= conn.seen_seq {
+                return false;
+            }
+            conn.seen_seq = live.seq;
+        }
+        if let Some(filter) = live.filter {
+            if !filter.matches(conn.metadata.as_deref()) {
+                return false;
+            }
+        }
+        self.enqueue(conn, key, frame, queueing)
+    }
+
+    /// Queues a reference to `frame` for one client: no copy, no allocation per
+    /// recipient (the queue grows amortised). A client past its queue limit is marked
+    /// `slow` instead. Returns whether the frame was queued.
+    pub fn enqueue(
+        &mut self,
+        conn: &mut Conn,
+        key: usize,
+        frame: &Bytes,
+        queueing: Queueing<'_>,
+    ) -> bool {
+        if conn.doomed.is_some() {
+            return false;
+        }
+        let queued = conn.out.len() + frame.len();
+        if queued > queueing.max_queue_bytes {
+            conn.doomed = Some(DisconnectReason::Slow);
+            self.doomed.push(key);
+            return false;
+        }
+        conn.out.push(frame.clone());
+        conn.active = true;
+        if conn.blocked {
+            // Only a blocked client's queue grows beyond one flush's worth.
+            queueing.counters.raise_high_water(queued as u64);
+        } else if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push_back(key);
+        }
+        true
+    }
+}
+
+/// Queues `frame` for the clients with the given slab keys; counts the frames once.
+pub(super) fn fan_out(
+    conns: &mut Slab<Conn>,
+    work: &mut Work,
+    keys: impl Iterator<Item = usize>,
+    frame: &Bytes,
+    live: Live<'_>,
+    queueing: Queueing<'_>,
+) {
+    let mut queued = 0u64;
+    for key in keys {
+        if let Some(conn) = conns.get_mut(key) {
+            queued += work.deliver(conn, key, frame, live, queueing) as u64;
+        }
+    }
+    Counters::add(&queueing.counters.frames_queued, queued);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel_set::ChannelSet;
+    use crate::reactor::conn::Output;
+
+    fn conns(n: usize) -> Slab<Conn> {
+        let mut slab = Slab::new();
+        for id in 0..n as u64 {
+            slab.insert(Conn::new(
+                id,
+                Output::Pulled { draining: false },
+                ChannelSet::new(),
+            ));
+        }
+        slab
+    }
+
+    #[test]
+    fn one_frame_reaches_every_recipient_and_each_is_dirty_once() {
+        let counters = Counters::default();
+        let queueing = Queueing {
+            max_queue_bytes: 1024,
+            counters: &counters,
+        };
+        let mut slab = conns(3);
+        let mut work = Work::default();
+        let frame = Bytes::from_static(b"data: x\n\n");
+        fan_out(&mut slab, &mut work, 0..3, &frame, Live::DIRECT, queueing);
+        fan_out(
+            &mut slab,
+            &mut work,
+            [0, 2, 9].into_iter(),
+            &frame,
+            Live::DIRECT,
+            queueing,
+        );
+        assert_eq!(work.dirty, [0, 1, 2]);
+        assert_eq!(slab[0].out.len(), 2 * frame.len());
+        assert_eq!(slab[1].out.len(), frame.len());
+        assert_eq!(counters.snapshot(0).frames_queued, 5);
+    }
+
+    #[test]
+    fn history_events_are_skipped_while_replaying_or_when_already_seen() {
+        let counters = Counters::default();
+        let queueing = Queueing {
+            max_queue_bytes: 1024,
+            counters: &counters,
+        };
+        let mut slab = conns(1);
+        let mut work = Work::default();
+        let frame = Bytes::from_static(b"data: x\n\n");
+        let live = |seq| Live { seq, filter: None };
+        slab[0].seen_seq = 5;
+        assert!(!work.deliver(&mut slab[0], 0, &frame, live(5), queueing));
+        assert!(work.deliver(&mut slab[0], 0, &frame, live(6), queueing));
+        assert_eq!(slab[0].seen_seq, 6);
+        slab[0].replay_cursor = Some(3);
+        assert!(!work.deliver(&mut slab[0], 0, &frame, live(7), queueing));
+        // Direct frames are not history: they always go.
+        assert!(work.deliver(&mut slab[0], 0, &frame, Live::DIRECT, queueing));
+        let filter = Filter::parse(r#"{"role":"admin"}"#).unwrap();
+        slab[0].replay_cursor = None;
+        let filtered = Live {
+            seq: 0,
+            filter: Some(&filter),
+        };
+        assert!(!work.deliver(&mut slab[0], 0, &frame, filtered, queueing));
+    }
+
+    #[test]
+    fn a_client_past_its_queue_limit_is_doomed_slow_once() {
+        let counters = Counters::default();
+        let queueing = Queueing {
+            max_queue_bytes: 20,
+            counters: &counters,
+        };
+        let mut slab = conns(1);
+        let mut work = Work::default();
+        let frame = Bytes::from_static(b"data: 0123456\n\n");
+        assert!(work.enqueue(&mut slab[0], 0, &frame, queueing));
+        assert!(!work.enqueue(&mut slab[0], 0, &frame, queueing));
+        assert!(!work.enqueue(&mut slab[0], 0, &frame, queueing));
+        assert_eq!(slab[0].doomed, Some(DisconnectReason::Slow));
+        assert_eq!(work.doomed, [0]);
+        // A blocked client is not put on the dirty list again; its queue depth counts.
+        let mut slab = conns(1);
+        let mut work = Work::default();
+        slab[0].blocked = true;
+        assert!(work.enqueue(&mut slab[0], 0, &frame, queueing));
+        assert!(work.dirty.is_empty());
+        assert_eq!(counters.snapshot(0).queue_high_water, frame.len() as u64);
+    }
+}

@@ -34,6 +34,7 @@ header-check:
 
 test-rust:
 	$(CARGO) test --workspace
+	$(CARGO) test -p sse_engine --features fault-injection --test fault
 
 test-c:
 	bash tests/c/run.sh

@@ -295,6 +295,11 @@ typedef struct sse_stats {
   uint64_t queue_high_water;
   uint64_t events_replayed;
   uint64_t gaps;
+  /**
+   * Reactor threads that stopped on a panic: the engine failed closed (every call
+   * returns SSE_ERR_SHUT_DOWN). 0 in a healthy engine.
+   */
+  uint64_t reactor_failures;
 } sse_stats;
 
 /**

@@ -218,6 +218,7 @@ pub fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict
     dict.set_item("heartbeats", s.heartbeats)?;
     dict.set_item("queue_high_water", s.queue_high_water)?;
     dict.set_item("events_replayed", s.events_replayed)?;
+    dict.set_item("reactor_failures", s.reactor_failures)?;
     dict.set_item("gaps", s.gaps)?;
     Ok(dict)
 }

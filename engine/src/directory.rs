@@ -234,6 +234,20 @@ impl Directory {
         Ok(true)
     }
 
+    /// Forgets every client `which` picks; returns their ids.
+    pub fn remove_clients_where(&mut self, which: impl Fn(ClientId) -> bool) -> Vec<ClientId> {
+        let ids: Vec<ClientId> = self
+            .clients
+            .keys()
+            .copied()
+            .filter(|id| which(*id))
+            .collect();
+        for id in &ids {
+            self.remove(*id);
+        }
+        ids
+    }
+
     pub fn owns_socket(&self, socket: SocketId) -> bool {
         self.sockets.contains(&socket)
     }

@@ -60,6 +60,7 @@ impl Engine {
                 config.history,
             )),
             counters: Counters::default(),
+            failure: std::sync::OnceLock::new(),
         });
         // Built first so that a failure part-way drops it: `Drop` stops the reactors
         // started so far, and every descriptor made for them is closed.
@@ -80,7 +81,7 @@ impl Engine {
                 .name(format!("sse-reactor-{index}"))
                 .spawn(move || {
                     ON_REACTOR.with(|r| r.set(true));
-                    shard.run();
+                    reactor::run_thread(shard, index, config.threads);
                 })
                 .map_err(|e| Error::io("spawn reactor thread", e))?;
             engine.shards.push(outbox);
@@ -99,6 +100,17 @@ impl Engine {
     }
 
     fn check_open(&self) -> Result<()> {
+        #[cfg(feature = "fault-injection")]
+        crate::fault::hit(crate::fault::Fault::NextCall);
+        if let Some(failure) = self.shared.failure.get() {
+            return Err(Error::new(
+                ErrorKind::ShutDown,
+                format!(
+                    "the engine failed and takes no more calls ({failure}; its clients were \
+                     closed): start a new engine"
+                ),
+            ));
+        }
         if self.closed.load(Ordering::SeqCst) {
             Err(Error::shut_down())
         } else {

@@ -24,6 +24,8 @@ mod directory;
 mod engine;
 mod error;
 mod event;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod filter;
 pub mod history;
 pub mod http;

@@ -104,6 +104,12 @@ pub(crate) fn render(stats: &Stats, channels: usize) -> String {
         &[("", stats.queue_high_water)],
     );
     metric(
+        "reactor_failures_total",
+        "counter",
+        "Reactor threads that stopped on a panic (the engine failed closed).",
+        &[("", stats.reactor_failures)],
+    );
+    metric(
         "channels",
         "gauge",
         "Channels known (with members, history or settings).",

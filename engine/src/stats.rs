@@ -17,6 +17,7 @@ pub(crate) struct Counters {
     pub queue_high_water: AtomicU64,
     pub events_replayed: AtomicU64,
     pub gaps: AtomicU64,
+    pub reactor_failures: AtomicU64,
 }
 
 impl Counters {
@@ -47,6 +48,7 @@ impl Counters {
             queue_high_water: self.queue_high_water.load(Relaxed),
             events_replayed: self.events_replayed.load(Relaxed),
             gaps: self.gaps.load(Relaxed),
+            reactor_failures: self.reactor_failures.load(Relaxed),
         }
     }
 }
@@ -78,6 +80,9 @@ pub struct Stats {
     pub events_replayed: u64,
     /// Reconnects whose `Last-Event-ID` was not in history.
     pub gaps: u64,
+    /// Reactor threads that stopped on a panic (a bug): after one, the engine has
+    /// failed closed (its clients were closed, every call fails). 0 in a healthy engine.
+    pub reactor_failures: u64,
 }
 
 impl Stats {

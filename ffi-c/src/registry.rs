@@ -34,6 +34,9 @@ pub struct sse_stats {
     pub queue_high_water: u64,
     pub events_replayed: u64,
     pub gaps: u64,
+    /// Reactor threads that stopped on a panic: the engine failed closed (every call
+    /// returns SSE_ERR_SHUT_DOWN). 0 in a healthy engine.
+    pub reactor_failures: u64,
 }
 
 /// Number of connected clients.
@@ -102,6 +105,7 @@ pub extern "C" fn sse_get_stats(
             heartbeats: s.heartbeats,
             queue_high_water: s.queue_high_water,
             events_replayed: s.events_replayed,
+            reactor_failures: s.reactor_failures,
             gaps: s.gaps,
         };
         out(out_stats, value, "out_stats")

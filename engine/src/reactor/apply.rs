@@ -15,6 +15,8 @@ use super::{Shard, HANDLER};
 
 impl Shard {
     pub(super) fn apply(&mut self, command: Command) {
+        #[cfg(feature = "fault-injection")]
+        crate::fault::hit(crate::fault::Fault::NextCommand);
         match command {
             Command::Connect(client) => self.connect(*client),
             Command::ToClient { client, frame } => {

@@ -24,7 +24,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub directory: Mutex<Directory>,
     pub counters: Counters,
+    /// Set when a reactor thread panicked: the engine failed closed (see `run_thread`).
+    pub failure: OnceLock<String>,
 }
 
 impl Shared {
@@ -109,6 +111,47 @@ struct Turn {
     more_commands: bool,
     /// Every handle of the engine is gone.
     handle_gone: bool,
+}
+
+/// Runs a reactor thread. A panic in it (a bug) must not leave clients that nobody
+/// serves while the engine still counts them: the engine fails closed. Every later call
+/// fails with a message saying so; the reactor's sockets were closed as it unwound, and
+/// each of its clients leaves the directory and is reported `error`; the other reactors'
+/// clients are closed with the engine.
+pub(crate) fn run_thread(shard: Shard, index: usize, reactors: usize) {
+    let shared = shard.shared.clone();
+    let Err(panic) = catch_unwind(AssertUnwindSafe(move || shard.run())) else {
+        return;
+    };
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    let _ = shared
+        .failure
+        .set(format!("reactor thread {index} panicked: {what}"));
+    Counters::add(&shared.counters.reactor_failures, 1);
+    let lost = shared
+        .directory
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove_clients_where(|id| id % reactors as u64 == index as u64);
+    for client in lost {
+        let reason = DisconnectReason::Error;
+        shared.counters.disconnected(reason);
+        emit(LifecycleEvent::Disconnected { client, reason });
+    }
+}
+
+/// Calls this reactor thread's handler with `event`.
+fn emit(event: LifecycleEvent) {
+    // Cloned out first: the handler may replace itself (see `replace_handler_here`).
+    let handler = HANDLER.with(|slot| slot.borrow().1.clone());
+    if let Some(handler) = handler {
+        // A panicking handler must not take the reactor down with it.
+        let _ = catch_unwind(AssertUnwindSafe(|| handler(&event)));
+    }
 }
 
 impl Shard {
@@ -233,11 +276,6 @@ impl Shard {
     }
 
     fn emit(&self, event: LifecycleEvent) {
-        // Cloned out first: the handler may replace itself (see `replace_handler_here`).
-        let handler = HANDLER.with(|slot| slot.borrow().1.clone());
-        if let Some(handler) = handler {
-            // A panicking handler must not take the reactor down with it.
-            let _ = catch_unwind(AssertUnwindSafe(|| handler(&event)));
-        }
+        emit(event);
     }
 }

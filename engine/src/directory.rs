@@ -377,6 +377,12 @@ impl Directory {
         self.last_seq
     }
 
+    /// The engine id of the position now (`last_seq`): resuming from it replays what is
+    /// published after this moment.
+    pub fn position_id(&self) -> String {
+        self.ids.id(self.last_seq)
+    }
+
     /// Resolves a client's `Last-Event-ID` against its channels' history and collects
     /// the first part of what it missed.
     pub fn plan_replay(

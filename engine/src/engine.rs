@@ -263,7 +263,7 @@ impl Engine {
                 let metadata = options.metadata.as_deref();
                 match directory.plan_replay(&options.channels, metadata, last, budget) {
                     ReplayPlan::Replay(replay) => Resume::Replay(replay),
-                    ReplayPlan::Gap => Resume::Gap(self.gap_frame(last)),
+                    ReplayPlan::Gap => Resume::Gap(self.gap_frame(last, directory.position_id())),
                 }
             }
         };
@@ -323,12 +323,15 @@ impl Engine {
         Counters::add(&self.shared.counters.events_published, 1);
     }
 
-    /// The event telling a client that its `Last-Event-ID` is not in history.
-    fn gap_frame(&self, last_event_id: &str) -> Option<Bytes> {
+    /// The event telling a client that its `Last-Event-ID` is not in history. Its id is
+    /// the position the client resumes from, so a client that drops right after it
+    /// resumes from there (with a replay) instead of meeting the same gap again.
+    fn gap_frame(&self, last_event_id: &str, position: String) -> Option<Bytes> {
         let name = self.shared.config.gap_event.as_deref()?;
         let data = serde_json::json!({ "lastEventId": last_event_id }).to_string();
-        // The name was validated with the config and the data is one JSON line.
-        Event::new(data).named(name).encode().ok()
+        // The name was validated with the config, the id is the engine's own format and
+        // the data is one JSON line.
+        Event::new(data).named(name).with_id(position).encode().ok()
     }
 
     /// Publishes to a channel: sequence number, id, history, then the shards.

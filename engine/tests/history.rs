@@ -183,6 +183,30 @@ fn expect_gap(engine: &Engine, events: &Recorder, options: &ConnectOptions, last
 }
 
 #[test]
+fn a_client_dropped_right_after_a_gap_resumes_from_it_without_another_gap() {
+    let engine = Engine::start(quiet()).unwrap();
+    let events = Recorder::install(&engine);
+    engine.broadcast("room", &Event::new("before")).unwrap();
+    let (mut c, id) = open(&engine, &resume(&["room"], "not-an-id-of-this-run"));
+    let gap = c.next_event().unwrap();
+    assert_eq!(gap.event.as_deref(), Some("sse-gap"));
+    // The gap carries the position the client resumes from: EventSource keeps it.
+    let position = gap.id.expect("the gap event has an id");
+    events.wait_for(LifecycleEvent::Gap { client: id });
+    drop(c);
+    engine.broadcast("room", &Event::new("missed-1")).unwrap();
+    engine.broadcast("room", &Event::new("missed-2")).unwrap();
+    let (mut again, again_id) = open(&engine, &resume(&["room"], &position));
+    assert_eq!(again.next_data(), "missed-1");
+    assert_eq!(again.next_data(), "missed-2");
+    engine.broadcast("room", &Event::new("live")).unwrap();
+    assert_eq!(again.next_data(), "live");
+    assert!(!events
+        .events()
+        .contains(&LifecycleEvent::Gap { client: again_id }));
+}
+
+#[test]
 fn expired_foreign_and_unknown_ids_signal_a_gap() {
     let engine = Engine::start(Config {
         history: HistoryLimits {
@@ -444,15 +468,17 @@ fn registry_queries_report_every_client() {
             ..channels(&["news"])
         },
     );
-    // "before" is not in history: a gap, and the client keeps that id until it gets one.
-    assert_eq!(a.next_event().unwrap().event.as_deref(), Some("sse-gap"));
+    // "before" is not in history: a gap, whose id (the position it resumes from) is the
+    // client's last event id from then on.
+    let gap = a.next_event().unwrap();
+    assert_eq!(gap.event.as_deref(), Some("sse-gap"));
     let info = engine.get_client(a_id).unwrap();
     assert_eq!(info.id, a_id);
     assert_eq!(info.user.as_deref(), Some("alice"));
     assert_eq!(info.channels, ["news", "sport"]);
     assert_eq!(info.metadata.unwrap()["plan"], "pro");
     assert!(info.remote_addr.unwrap().ip().is_loopback());
-    assert_eq!(info.last_event_id.as_deref(), Some("before"));
+    assert_eq!(info.last_event_id, gap.id);
     let age = std::time::SystemTime::now()
         .duration_since(info.connected_at)
         .unwrap();

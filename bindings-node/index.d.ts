@@ -97,7 +97,7 @@ export interface EventOptions {
  */
 export type EventData = unknown;
 
-/** A client as the engine reports it (the engine's field names). */
+/** A client as the engine reports it (camelCase; Python and C use snake_case names). */
 export interface ClientInfo {
   id: number;
   user: string | null;
@@ -105,13 +105,13 @@ export interface ClientInfo {
   channels: string[];
   metadata: Record<string, unknown> | null;
   /** Milliseconds since the UNIX epoch. */
-  connected_at_ms: number;
+  connectedAtMs: number;
   /** `ip:port`; null in stream mode. */
-  remote_addr: string | null;
+  remoteAddr: string | null;
   /** Bytes queued and not yet taken by the kernel (or, in stream mode, by the host). */
-  queued_bytes: number;
+  queuedBytes: number;
   /** The last event id the client has. */
-  last_event_id: string | null;
+  lastEventId: string | null;
 }
 
 /** A channel as the engine reports it. */
@@ -123,19 +123,34 @@ export interface ChannelInfo {
   history: number;
 }
 
-/** The engine's counters (the engine's names; see also `metrics()`). */
+/**
+ * The engine's counters (camelCase; `metrics()` renders them under their Prometheus
+ * names, `sse_engine_*`).
+ */
 export interface Stats {
-  connections_open: number;
-  connections_total: number;
-  refused_total: number;
+  /** Clients connected now. */
+  connectionsOpen: number;
+  /** Clients accepted since start. */
+  connectionsTotal: number;
+  /** Hand-overs refused by a limit (answered 503). */
+  refusedTotal: number;
+  /** Disconnects since start, by reason. */
   disconnects: Record<DisconnectReason, number>;
-  events_published: number;
-  frames_queued: number;
-  bytes_written: number;
-  write_calls: number;
+  /** Events published (one per send or broadcast call that reached the engine). */
+  eventsPublished: number;
+  /** Frames queued to clients (one per recipient per event, heartbeats included). */
+  framesQueued: number;
+  /** Bytes written to client sockets. */
+  bytesWritten: number;
+  /** `sendmsg` calls on client sockets (`framesQueued / writeCalls` shows coalescing). */
+  writeCalls: number;
+  /** Heartbeat comments queued. */
   heartbeats: number;
-  queue_high_water: number;
-  events_replayed: number;
+  /** The most bytes any one client has had queued. */
+  queueHighWater: number;
+  /** Events sent from history to reconnecting clients. */
+  eventsReplayed: number;
+  /** Reconnects whose `Last-Event-ID` was not in history. */
   gaps: number;
 }
 
@@ -149,7 +164,9 @@ export interface CloseOptions {
 
 /**
  * Error codes: engine errors (`TypeError` for invalid arguments, `RangeError` for
- * numbers out of range, `Error` otherwise) and hand-over refusals.
+ * numbers out of range, `Error` otherwise) and hand-over refusals. `SSE_PANIC`: a
+ * panic in the native code was caught (an `Error`; the process goes on); it is a bug,
+ * please report it.
  */
 export type ErrorCode =
   | 'SSE_INVALID_ARGUMENT'

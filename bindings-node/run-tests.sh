@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Node binding's tests from a fresh checkout: install the npm dev dependencies
 # (pinned by package-lock.json), build the addon from source (release: the memory and
-# event-loop tests measure it), run `npm test` (node:test; its summary closes the
-# output). Needs Node.js >= 20 with npm, cargo, and openssl (the TLS tests make a
+# event-loop tests measure it) and the test-only fault-injection addon, run `npm test`
+# (node:test; its summary closes the output). Needs Node.js >= 20 with npm, cargo, and openssl (the TLS tests make a
 # self-signed certificate); openssl is installed with apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -36,4 +36,8 @@ ulimit -n "$want"
 # so npm cannot record them and `npm ci` refuses a lock without them.
 npm install --no-audit --no-fund --loglevel=error
 npm run build
+# test/panic.test.js loads a second addon with the test-only panic hooks (cargo feature
+# `fault-injection`), built into target/fault-injection/; only the binding crate is
+# compiled again for it.
+npm run build:fault
 npm test

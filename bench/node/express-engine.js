@@ -26,10 +26,16 @@ app.get('/stats', (req, res) => {
   const disconnects = Object.values(s.disconnects).reduce((a, b) => a + b, 0);
   const lines = [
     'kind node-engine',
-    ...['connections_open', 'connections_total', 'refused_total', 'events_published', 'frames_queued',
-      'bytes_written', 'write_calls', 'queue_high_water'].map((k) => `${k} ${s[k]}`),
+    `connections_open ${s.connectionsOpen}`,
+    `connections_total ${s.connectionsTotal}`,
+    `refused_total ${s.refusedTotal}`,
+    `events_published ${s.eventsPublished}`,
+    `frames_queued ${s.framesQueued}`,
+    `bytes_written ${s.bytesWritten}`,
+    `write_calls ${s.writeCalls}`,
+    `queue_high_water ${s.queueHighWater}`,
     `disconnects_total ${disconnects}`,
-    `events_replayed ${s.events_replayed}`,
+    `events_replayed ${s.eventsReplayed}`,
     `gaps ${s.gaps}`,
   ];
   respond(res, 200, `${lines.join('\n')}\n`);

@@ -2,13 +2,15 @@
 //! Shapes and rules belong to the engine; this file only converts (numbers arrive as
 //! JavaScript doubles and are checked to be integers in range).
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
-use napi::Env;
+use napi::bindgen_prelude::ToNapiValue;
+use napi::{sys, Env};
 use napi_derive::napi;
 use serde_json::{json, Value};
 use sse_engine::{
-    ClientId, ClientInfo, Config, ConnectOptions, DisconnectReason, Event, HistoryLimits, Stats,
+    ChannelInfo, ClientId, ClientInfo, Config, ConnectOptions, DisconnectReason, Event,
+    HistoryLimits, Stats,
 };
 
 use crate::error;
@@ -204,31 +206,77 @@ pub(crate) fn history(env: &Env, max_events: f64, max_age_ms: f64) -> napi::Resu
     })
 }
 
-/// The engine's counters under their engine names, disconnects by reason name.
+/// A value already converted to JavaScript. Exports return it where the conversion does
+/// more than make a number or a string (JSON records), so that it runs inside their
+/// panic boundary (`error::guard`) rather than in napi-rs's code after it.
+pub struct Js(sys::napi_value);
+
+impl ToNapiValue for Js {
+    unsafe fn to_napi_value(_env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        Ok(value.0)
+    }
+}
+
+/// Converts `value` to JavaScript now.
+pub(crate) fn to_js<T: ToNapiValue>(env: &Env, value: T) -> napi::Result<Js> {
+    // SAFETY: `env` is the live environment of the current call, on its thread.
+    unsafe { T::to_napi_value(env.raw(), value) }.map(Js)
+}
+
+// Records for JavaScript. JavaScript names are camelCase; the engine's (and Python's and
+// C's JSON) are snake_case. This is the one place where they are renamed, and each record
+// is taken apart field by field: a field the engine adds does not compile here until it
+// has a JavaScript name (and a line in index.d.ts).
+
+/// `Stats` with JavaScript names; `disconnects` by reason name (`closed`, `slow`, ...).
 pub(crate) fn stats(s: &Stats) -> Value {
+    let Stats {
+        connections_open,
+        connections_total,
+        refused_total,
+        disconnects: _,
+        events_published,
+        frames_queued,
+        bytes_written,
+        write_calls,
+        heartbeats,
+        queue_high_water,
+        events_replayed,
+        gaps,
+    } = *s;
     let disconnects: serde_json::Map<String, Value> = DisconnectReason::ALL
         .iter()
         .map(|r| (r.as_str().to_string(), json!(s.disconnects_by(*r))))
         .collect();
     json!({
-        "connections_open": s.connections_open,
-        "connections_total": s.connections_total,
-        "refused_total": s.refused_total,
+        "connectionsOpen": connections_open,
+        "connectionsTotal": connections_total,
+        "refusedTotal": refused_total,
         "disconnects": disconnects,
-        "events_published": s.events_published,
-        "frames_queued": s.frames_queued,
-        "bytes_written": s.bytes_written,
-        "write_calls": s.write_calls,
-        "heartbeats": s.heartbeats,
-        "queue_high_water": s.queue_high_water,
-        "events_replayed": s.events_replayed,
-        "gaps": s.gaps,
+        "eventsPublished": events_published,
+        "framesQueued": frames_queued,
+        "bytesWritten": bytes_written,
+        "writeCalls": write_calls,
+        "heartbeats": heartbeats,
+        "queueHighWater": queue_high_water,
+        "eventsReplayed": events_replayed,
+        "gaps": gaps,
     })
 }
 
-/// A client record for JavaScript: the engine keeps metadata numbers exact, but napi-rs
-/// converts only 64-bit integers and doubles (another number would abort the process),
-/// so any other number (an integer beyond 64 bits) becomes the nearest double, as
+/// `ChannelInfo` with JavaScript names.
+pub(crate) fn channel_json(info: &ChannelInfo) -> Value {
+    let ChannelInfo {
+        name,
+        members,
+        history,
+    } = info;
+    json!({ "name": name, "members": members, "history": history })
+}
+
+/// A client record with JavaScript names. The engine keeps metadata numbers exact, but
+/// napi-rs converts only 64-bit integers and doubles (another number would panic), so
+/// any other number (an integer beyond 64 bits) becomes the nearest double, as
 /// `JSON.parse` would make it.
 pub(crate) fn client_json(info: &ClientInfo) -> Value {
     fn as_js(value: &mut Value) {
@@ -243,7 +291,29 @@ pub(crate) fn client_json(info: &ClientInfo) -> Value {
             _ => {}
         }
     }
-    let mut json = info.to_json();
-    as_js(&mut json);
-    json
+    let ClientInfo {
+        id,
+        user,
+        channels,
+        metadata,
+        connected_at,
+        remote_addr,
+        queued_bytes,
+        last_event_id,
+    } = info;
+    let connected_at_ms = connected_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut metadata = metadata.clone().map(Value::Object).unwrap_or(Value::Null);
+    as_js(&mut metadata);
+    json!({
+        "id": id,
+        "user": user,
+        "channels": channels,
+        "metadata": metadata,
+        "connectedAtMs": connected_at_ms,
+        "remoteAddr": remote_addr.map(|a| a.to_string()),
+        "queuedBytes": queued_bytes,
+        "lastEventId": last_event_id,
+    })
 }

@@ -13,6 +13,18 @@
 //! | `ShutDown` (`close()` resolved)| `Error`                         | `SSE_SHUT_DOWN`        |
 //! | `Io`                           | `Error`                         | `SSE_IO`               |
 //! | `Panic`, `NullPointer`         | `Error`                         | `SSE_PANIC`, `SSE_NULL_POINTER` |
+//! | (a panic in the binding or the engine) | `Error`                 | `SSE_PANIC`            |
+//!
+//! Panics: every export runs its body inside [`guard`], which catches a panic and
+//! throws an `Error` with code `SSE_PANIC` and the panic's message, so a panic never
+//! unwinds into Node (which would abort the process). Values that need converting to
+//! JavaScript beyond a plain number or string are converted inside the guard too
+//! (`convert::to_js`). Every export also carries `#[napi(catch_unwind)]` as a backstop
+//! for napi-rs's own argument conversion around the guard, which reports failures as
+//! errors rather than panicking; were it ever to panic, napi-rs would throw a plain
+//! `Error` with code `GenericFailure` instead of aborting. Threads the binding starts
+//! and the callback that delivers lifecycle events catch their panics as well
+//! (`lib.rs`, `events.rs`).
 //!
 //! Every function here throws into the JavaScript environment and returns the
 //! `PendingException` error that tells napi-rs the exception is already set.
@@ -24,8 +36,14 @@
 //! throw `SSE_SHUT_DOWN` ([`shut_down`]). A hand-over and `close()` itself are refused
 //! with `SSE_SHUT_DOWN` from the first moment: nothing can be answered quietly there.
 
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use napi::{Env, JsError, JsRangeError, JsTypeError, Status};
 use sse_engine::{Error, ErrorKind};
+
+/// The `code` of the error a caught panic throws.
+pub(crate) const PANIC_CODE: &str = "SSE_PANIC";
 
 /// The stable `code` property of errors of this kind.
 pub(crate) fn code(kind: ErrorKind) -> &'static str {
@@ -69,6 +87,58 @@ fn throw_with(env: &Env, constructor: Constructor, code: &str, message: String) 
         }
     }
     napi::Error::new(Status::PendingException, message)
+}
+
+/// The message of a panic's payload (`panic!` gives a `&str` or a `String`).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    let what = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    };
+    format!("sse-engine panicked: {what}")
+}
+
+/// Runs `call`, the body of an export, inside the panic boundary: a panic becomes a
+/// thrown `Error` with code `SSE_PANIC` (replacing an exception the body may already
+/// have thrown: the panic is the news).
+pub(crate) fn guard<T>(env: &Env, call: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        crate::fault::hit(crate::fault::Point::Call);
+        call()
+    }));
+    match result {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            // A payload whose own `Drop` panics must not unwind from here.
+            std::mem::forget(payload);
+            clear_pending(env);
+            Err(panicked(env, message))
+        }
+    }
+}
+
+/// Throws the `Error` (code `SSE_PANIC`) of a caught panic with this message.
+pub(crate) fn panicked(env: &Env, message: String) -> napi::Error {
+    throw_with(env, Constructor::Error, PANIC_CODE, message)
+}
+
+/// Takes away an exception the current call already threw.
+fn clear_pending(env: &Env) {
+    let mut pending = false;
+    // SAFETY: `env` is the live environment of the current call, on its thread.
+    unsafe {
+        if napi::sys::napi_is_exception_pending(env.raw(), &mut pending)
+            == napi::sys::Status::napi_ok
+            && pending
+        {
+            let mut exception = std::ptr::null_mut();
+            napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut exception);
+        }
+    }
 }
 
 /// Throws `err` as the JavaScript error its kind maps to.

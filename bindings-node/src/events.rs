@@ -12,12 +12,17 @@
 //! JavaScript `Engine` strongly (index.js gives it a `WeakRef`), or no engine could
 //! ever be garbage-collected and shut down by `NativeEngine`'s `Drop`.
 
+use std::any::Any;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::{Float64Array, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use sse_engine::{EventHandler, LifecycleEvent};
+
+use crate::{error, fault};
 
 /// Event kinds as JavaScript sees them (the first number of each triple).
 pub(crate) const CONNECTED: f64 = 0.0;
@@ -27,6 +32,15 @@ pub(crate) const READABLE: f64 = 3.0;
 /// Not an engine event: the shutdown started by `close()` finished. It is queued after
 /// every event of the shutdown, so JavaScript sees them all before `close()` resolves.
 pub(crate) const CLOSED: f64 = 4.0;
+
+/// A panic caught where there is no call to throw it from: one line on stderr (the
+/// write's own failure is ignored, and the payload is not dropped, as its `Drop` could
+/// panic again).
+pub(crate) fn report(what: &str, payload: Box<dyn Any + Send>) {
+    let message = error::panic_message(payload.as_ref());
+    std::mem::forget(payload);
+    let _ = writeln!(std::io::stderr(), "{message} while {what}");
+}
 
 /// Events waiting for the JavaScript thread.
 #[derive(Default)]
@@ -59,9 +73,22 @@ impl EventSink {
             .weak::<true>()
             .callee_handled::<false>()
             .build_callback(move |_| {
-                let mut pending = lock(&taken);
-                pending.scheduled = false;
-                Ok(Float64Array::new(std::mem::take(&mut pending.events)))
+                // This runs on the JavaScript thread from Node's libuv loop, where a
+                // panic would abort the process: a panic loses this batch's events,
+                // says so on stderr and hands JavaScript an empty batch. Later
+                // batches come as before (`scheduled` is reset first).
+                let batch = catch_unwind(AssertUnwindSafe(|| {
+                    let mut pending = lock(&taken);
+                    pending.scheduled = false;
+                    let events = std::mem::take(&mut pending.events);
+                    drop(pending);
+                    fault::hit(fault::Point::Events);
+                    events
+                }));
+                Ok(Float64Array::new(batch.unwrap_or_else(|payload| {
+                    report("delivering lifecycle events (this batch is lost)", payload);
+                    Vec::new()
+                })))
             })?;
         Ok(Arc::new(EventSink { pending, tsfn }))
     }
@@ -82,17 +109,25 @@ impl EventSink {
     }
 
     /// The engine handler feeding this sink.
+    /// It runs on a reactor thread: a panic in it stays here (the event is lost, and
+    /// said so on stderr) instead of unwinding into the engine's reactor.
     pub(crate) fn handler(self: &Arc<Self>) -> EventHandler {
         let sink = self.clone();
         Arc::new(move |event: &LifecycleEvent| {
-            let client = event.client() as f64;
-            match *event {
-                LifecycleEvent::Connected { .. } => sink.push(CONNECTED, client, 0.0),
-                LifecycleEvent::Disconnected { reason, .. } => {
-                    sink.push(DISCONNECTED, client, reason as u32 as f64)
+            let event = *event;
+            let pushed = catch_unwind(AssertUnwindSafe(|| {
+                let client = event.client() as f64;
+                match event {
+                    LifecycleEvent::Connected { .. } => sink.push(CONNECTED, client, 0.0),
+                    LifecycleEvent::Disconnected { reason, .. } => {
+                        sink.push(DISCONNECTED, client, reason as u32 as f64)
+                    }
+                    LifecycleEvent::Gap { .. } => sink.push(GAP, client, 0.0),
+                    LifecycleEvent::Readable { .. } => sink.push(READABLE, client, 0.0),
                 }
-                LifecycleEvent::Gap { .. } => sink.push(GAP, client, 0.0),
-                LifecycleEvent::Readable { .. } => sink.push(READABLE, client, 0.0),
+            }));
+            if let Err(payload) = pushed {
+                report("queueing a lifecycle event (it is lost)", payload);
             }
         })
     }

@@ -4,12 +4,18 @@
 //! descriptor of a socket handed over by Node. Everything else (hand-over from the
 //! HTTP frameworks, stream mode, the JavaScript API) is in the package's JavaScript
 //! layer; everything about SSE is in the engine.
+//!
+//! Every export runs inside the panic boundary of `error::guard` (a panic throws an
+//! `Error` with code `SSE_PANIC`) and carries `#[napi(catch_unwind)]` around it; see
+//! `error.rs`.
 
 mod convert;
 mod error;
 mod events;
+mod fault;
 
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,7 +26,7 @@ use napi_derive::napi;
 use serde_json::Value;
 use sse_engine::{ClientInfo, DisconnectReason, Engine, ErrorKind};
 
-use convert::{client_id, ConnectInput, EngineOptions, HttpResponse};
+use convert::{client_id, ConnectInput, EngineOptions, HttpResponse, Js};
 use error::WhileClosing;
 use events::EventSink;
 
@@ -36,55 +42,75 @@ const CLOSED: u8 = 2;
 pub const VERSION: &str = sse_engine::VERSION;
 
 /// Disconnect reasons by number (the third value of a `disconnect` event triple).
-#[napi]
-pub fn disconnect_reasons() -> Vec<String> {
-    DisconnectReason::ALL
-        .iter()
-        .map(|r| r.as_str().to_string())
-        .collect()
+#[napi(catch_unwind)]
+pub fn disconnect_reasons(env: Env) -> napi::Result<Vec<String>> {
+    error::guard(&env, || {
+        Ok(DisconnectReason::ALL
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect())
+    })
 }
 
 /// Response headers the engine writes itself (lower case): a framework's values for
 /// them are dropped at hand-over.
-#[napi]
-pub fn engine_headers() -> Vec<String> {
-    sse_engine::ENGINE_HEADERS
-        .iter()
-        .map(|h| h.to_string())
-        .collect()
+#[napi(catch_unwind)]
+pub fn engine_headers(env: Env) -> napi::Result<Vec<String>> {
+    error::guard(&env, || {
+        Ok(sse_engine::ENGINE_HEADERS
+            .iter()
+            .map(|h| h.to_string())
+            .collect())
+    })
 }
 
 /// Stream mode: the head the JavaScript layer writes through `res` (status 200, the SSE
 /// headers, then `headers` without the engine's own and, over HTTP/2, without
 /// connection-specific ones; each checked). `headers` and the answer's are flat
 /// `[name, value, ...]` lists. Rules: `sse_engine::http::stream_head`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn stream_head(env: Env, headers: Vec<String>, http2: bool) -> napi::Result<HttpResponse> {
-    let pairs = convert::header_pairs(&env, headers)?;
-    let head = error::check(&env, sse_engine::http::stream_head(&pairs, http2))?;
-    Ok(convert::http_response(head))
+    error::guard(&env, || {
+        let pairs = convert::header_pairs(&env, headers)?;
+        let head = error::check(&env, sse_engine::http::stream_head(&pairs, http2))?;
+        Ok(convert::http_response(head))
+    })
 }
 
 /// Socket mode: the framework's and the caller's headers without the engine's own,
 /// each checked (flat `[name, value, ...]` lists). Rules: `sse_engine::http::extra_headers`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn extra_headers(env: Env, headers: Vec<String>, http2: bool) -> napi::Result<Vec<String>> {
-    let pairs = convert::header_pairs(&env, headers)?;
-    let kept = error::check(&env, sse_engine::http::extra_headers(&pairs, http2))?;
-    Ok(convert::flat_headers(kept))
+    error::guard(&env, || {
+        let pairs = convert::header_pairs(&env, headers)?;
+        let kept = error::check(&env, sse_engine::http::extra_headers(&pairs, http2))?;
+        Ok(convert::flat_headers(kept))
+    })
 }
 
 /// The 503 answer to a hand-over refused by a limit. Rules: `sse_engine::http::busy_answer`.
-#[napi]
-pub fn busy_answer(retry_after_secs: u32, http2: bool) -> HttpResponse {
-    convert::http_response(sse_engine::http::busy_answer(retry_after_secs, http2))
+#[napi(catch_unwind)]
+pub fn busy_answer(env: Env, retry_after_secs: u32, http2: bool) -> napi::Result<HttpResponse> {
+    error::guard(&env, || {
+        let answer = sse_engine::http::busy_answer(retry_after_secs, http2);
+        Ok(convert::http_response(answer))
+    })
 }
 
 /// The request's last event id from its `Last-Event-ID` header and its query string.
 /// Rules: `sse_engine::http::last_event_id`.
-#[napi]
-pub fn last_event_id(header: Option<String>, query: Option<String>) -> Option<String> {
-    sse_engine::http::last_event_id(header.as_deref(), query.as_deref())
+#[napi(catch_unwind)]
+pub fn last_event_id(
+    env: Env,
+    header: Option<String>,
+    query: Option<String>,
+) -> napi::Result<Option<String>> {
+    error::guard(&env, || {
+        Ok(sse_engine::http::last_event_id(
+            header.as_deref(),
+            query.as_deref(),
+        ))
+    })
 }
 
 /// One engine and the queue its lifecycle events reach JavaScript through.
@@ -95,12 +121,19 @@ pub struct NativeEngine {
     /// releases the threadsafe function.
     sink: Arc<Mutex<Option<Arc<EventSink>>>>,
     /// What went wrong in the shutdown thread, if anything.
-    close_error: Arc<Mutex<Option<sse_engine::Error>>>,
+    close_error: Arc<Mutex<Option<CloseFailure>>>,
     /// `OPEN`, `CLOSING` or `CLOSED`. The engine itself refuses calls once its
     /// shutdown runs, which is on another thread a moment later; from JavaScript's
     /// point of view the engine stops working as soon as `close()` returns, and
     /// answers quietly until `close()` resolves (see `error.rs`).
     state: AtomicU8,
+}
+
+/// What went wrong in the shutdown thread of `close()`.
+enum CloseFailure {
+    Engine(sse_engine::Error),
+    /// The panic's message.
+    Panic(String),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -152,87 +185,98 @@ impl NativeEngine {
 impl NativeEngine {
     /// Starts an engine. `on_events` gets lifecycle events in batches of
     /// `[kind, client, reason]` triples (see `events.rs`).
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(
         env: Env,
         options: Option<EngineOptions>,
         on_events: Function<'_, Float64Array, ()>,
     ) -> napi::Result<Self> {
-        let config = convert::config(&env, options)?;
-        let engine = error::check(&env, Engine::start(config))?;
-        let sink = EventSink::new(&on_events)?;
-        error::check(&env, engine.set_event_handler(Some(sink.handler())))?;
-        Ok(NativeEngine {
-            engine: Arc::new(engine),
-            sink: Arc::new(Mutex::new(Some(sink))),
-            close_error: Arc::new(Mutex::new(None)),
-            state: AtomicU8::new(OPEN),
+        error::guard(&env, || {
+            let config = convert::config(&env, options)?;
+            let engine = error::check(&env, Engine::start(config))?;
+            let sink = EventSink::new(&on_events)?;
+            error::check(&env, engine.set_event_handler(Some(sink.handler())))?;
+            Ok(NativeEngine {
+                engine: Arc::new(engine),
+                sink: Arc::new(Mutex::new(Some(sink))),
+                close_error: Arc::new(Mutex::new(None)),
+                state: AtomicU8::new(OPEN),
+            })
         })
     }
 
     /// Seconds sent in `Retry-After` when a limit refuses a client.
-    #[napi(getter)]
-    pub fn busy_retry_after_secs(&self) -> u32 {
-        self.engine.config().busy_retry_after_secs
+    #[napi(getter, catch_unwind)]
+    pub fn busy_retry_after_secs(&self, env: Env) -> napi::Result<u32> {
+        error::guard(&env, || Ok(self.engine.config().busy_retry_after_secs))
     }
 
     /// Hands over a connected TCP socket: the engine gets a duplicate of `fd` (the
     /// caller still closes its own descriptor). Returns the client id.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn connect_fd(&self, env: Env, fd: i32, options: ConnectInput) -> napi::Result<f64> {
-        let engine = self.open(&env)?;
-        let options = convert::connect_options(&env, options)?;
-        if fd < 0 {
-            return Err(error::range(&env, format!("fd must be >= 0, got {fd}")));
-        }
-        let dup = dup_cloexec(fd)
-            .map_err(|e| error::throw(&env, sse_engine::Error::io("duplicate the socket", e)))?;
-        match engine.connect_fd(dup.as_raw_fd(), &options) {
-            Ok(id) => {
-                // The engine owns the duplicate now.
-                let _ = dup.into_raw_fd();
-                Ok(id as f64)
+        error::guard(&env, || {
+            let engine = self.open(&env)?;
+            let options = convert::connect_options(&env, options)?;
+            if fd < 0 {
+                return Err(error::range(&env, format!("fd must be >= 0, got {fd}")));
             }
-            Err(e) if e.kind() == ErrorKind::LimitReached => {
-                // The engine answered 503 and closed the duplicate.
-                let _ = dup.into_raw_fd();
-                Err(error::throw(&env, e))
+            let dup = dup_cloexec(fd).map_err(|e| {
+                error::throw(&env, sse_engine::Error::io("duplicate the socket", e))
+            })?;
+            match engine.connect_fd(dup.as_raw_fd(), &options) {
+                Ok(id) => {
+                    // The engine owns the duplicate now.
+                    let _ = dup.into_raw_fd();
+                    Ok(id as f64)
+                }
+                Err(e) if e.kind() == ErrorKind::LimitReached => {
+                    // The engine answered 503 and closed the duplicate.
+                    let _ = dup.into_raw_fd();
+                    Err(error::throw(&env, e))
+                }
+                // Any other error left the duplicate untouched: dropping it closes it.
+                Err(e) => Err(error::throw(&env, e)),
             }
-            // Any other error left the duplicate untouched: dropping it closes it.
-            Err(e) => Err(error::throw(&env, e)),
-        }
+        })
     }
 
     /// Registers a stream-mode client (the JavaScript layer writes its bytes).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn connect_stream(&self, env: Env, options: ConnectInput) -> napi::Result<f64> {
-        let options = convert::connect_options(&env, options)?;
-        let id = error::check(&env, self.open(&env)?.connect_stream(&options))?;
-        Ok(id as f64)
+        error::guard(&env, || {
+            let options = convert::connect_options(&env, options)?;
+            let id = error::check(&env, self.open(&env)?.connect_stream(&options))?;
+            Ok(id as f64)
+        })
     }
 
     /// Up to `max_bytes` queued for a stream-mode client; `null` once it is gone.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn take_stream(
         &self,
         env: Env,
         client: f64,
         max_bytes: u32,
     ) -> napi::Result<Option<Buffer>> {
-        let client = client_id(&env, client)?;
-        let taken = error::found(&env, self.engine.take_stream(client, max_bytes as usize))?;
-        Ok(taken.map(|bytes| Buffer::from(bytes.to_vec())))
+        error::guard(&env, || {
+            let client = client_id(&env, client)?;
+            let taken = error::found(&env, self.engine.take_stream(client, max_bytes as usize))?;
+            Ok(taken.map(|bytes| Buffer::from(bytes.to_vec())))
+        })
     }
 
     /// The response of a stream-mode client closed. `false` if it was already gone.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close_stream(&self, env: Env, client: f64) -> napi::Result<bool> {
-        let client = client_id(&env, client)?;
-        Ok(error::found(&env, self.engine.close_stream(client))?.is_some())
+        error::guard(&env, || {
+            let client = client_id(&env, client)?;
+            Ok(error::found(&env, self.engine.close_stream(client))?.is_some())
+        })
     }
 
     /// Sends to one client; `false` when no such client is connected.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn send(
         &self,
         env: Env,
@@ -242,14 +286,16 @@ impl NativeEngine {
         id: Option<String>,
         retry: Option<f64>,
     ) -> napi::Result<bool> {
-        let client = client_id(&env, client)?;
-        let event = convert::event(&env, data, event, id, retry)?;
-        self.with_engine(&env, |engine| {
-            Ok(error::found(&env, engine.send_to_client(client, &event))?.is_some())
+        error::guard(&env, || {
+            let client = client_id(&env, client)?;
+            let event = convert::event(&env, data, event, id, retry)?;
+            self.with_engine(&env, |engine| {
+                Ok(error::found(&env, engine.send_to_client(client, &event))?.is_some())
+            })
         })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn send_to_user(
         &self,
         env: Env,
@@ -259,13 +305,15 @@ impl NativeEngine {
         id: Option<String>,
         retry: Option<f64>,
     ) -> napi::Result<u32> {
-        let event = convert::event(&env, data, event, id, retry)?;
-        self.with_engine(&env, |engine| {
-            Ok(error::check(&env, engine.send_to_user(&user, &event))? as u32)
+        error::guard(&env, || {
+            let event = convert::event(&env, data, event, id, retry)?;
+            self.with_engine(&env, |engine| {
+                Ok(error::check(&env, engine.send_to_user(&user, &event))? as u32)
+            })
         })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn broadcast(
         &self,
         env: Env,
@@ -275,13 +323,15 @@ impl NativeEngine {
         id: Option<String>,
         retry: Option<f64>,
     ) -> napi::Result<u32> {
-        let event = convert::event(&env, data, event, id, retry)?;
-        self.with_engine(&env, |engine| {
-            Ok(error::check(&env, engine.broadcast(&channel, &event))? as u32)
+        error::guard(&env, || {
+            let event = convert::event(&env, data, event, id, retry)?;
+            self.with_engine(&env, |engine| {
+                Ok(error::check(&env, engine.broadcast(&channel, &event))? as u32)
+            })
         })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn broadcast_all(
         &self,
         env: Env,
@@ -290,14 +340,16 @@ impl NativeEngine {
         id: Option<String>,
         retry: Option<f64>,
     ) -> napi::Result<u32> {
-        let event = convert::event(&env, data, event, id, retry)?;
-        self.with_engine(&env, |engine| {
-            Ok(error::check(&env, engine.broadcast_all(&event))? as u32)
+        error::guard(&env, || {
+            let event = convert::event(&env, data, event, id, retry)?;
+            self.with_engine(&env, |engine| {
+                Ok(error::check(&env, engine.broadcast_all(&event))? as u32)
+            })
         })
     }
 
     /// `filter` is the engine's filter as JSON text.
-    #[napi]
+    #[napi(catch_unwind)]
     #[allow(clippy::too_many_arguments)]
     pub fn broadcast_where(
         &self,
@@ -309,133 +361,170 @@ impl NativeEngine {
         id: Option<String>,
         retry: Option<f64>,
     ) -> napi::Result<u32> {
-        let event = convert::event(&env, data, event, id, retry)?;
-        self.with_engine(&env, |engine| {
-            let count = engine.broadcast_where(&channel, &filter, &event);
-            Ok(error::check(&env, count)? as u32)
+        error::guard(&env, || {
+            let event = convert::event(&env, data, event, id, retry)?;
+            self.with_engine(&env, |engine| {
+                let count = engine.broadcast_where(&channel, &filter, &event);
+                Ok(error::check(&env, count)? as u32)
+            })
         })
     }
 
     /// `true` when added; `false` when already a member or no such client.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn subscribe(&self, env: Env, client: f64, channel: String) -> napi::Result<bool> {
-        let client = client_id(&env, client)?;
-        self.with_engine(&env, |engine| {
-            Ok(error::found(&env, engine.subscribe(client, &channel))?.unwrap_or(false))
+        error::guard(&env, || {
+            let client = client_id(&env, client)?;
+            self.with_engine(&env, |engine| {
+                Ok(error::found(&env, engine.subscribe(client, &channel))?.unwrap_or(false))
+            })
         })
     }
 
     /// `true` when removed; `false` when not a member or no such client.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn unsubscribe(&self, env: Env, client: f64, channel: String) -> napi::Result<bool> {
-        let client = client_id(&env, client)?;
-        self.with_engine(&env, |engine| {
-            Ok(error::found(&env, engine.unsubscribe(client, &channel))?.unwrap_or(false))
+        error::guard(&env, || {
+            let client = client_id(&env, client)?;
+            self.with_engine(&env, |engine| {
+                Ok(error::found(&env, engine.unsubscribe(client, &channel))?.unwrap_or(false))
+            })
         })
     }
 
     /// `false` when no such client is connected.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn disconnect(&self, env: Env, client: f64) -> napi::Result<bool> {
-        let client = client_id(&env, client)?;
-        self.with_engine(&env, |engine| {
-            Ok(error::found(&env, engine.disconnect(client))?.is_some())
+        error::guard(&env, || {
+            let client = client_id(&env, client)?;
+            self.with_engine(&env, |engine| {
+                Ok(error::found(&env, engine.disconnect(client))?.is_some())
+            })
         })
     }
 
     /// The client as `ClientInfo::to_json` shows it, or `null`.
-    #[napi(ts_return_type = "import('./index').ClientInfo | null")]
-    pub fn get_client(&self, env: Env, client: f64) -> napi::Result<Option<Value>> {
-        let client = client_id(&env, client)?;
-        self.with_engine(&env, |engine| {
-            let info = error::found(&env, engine.get_client(client))?;
-            Ok(info.as_ref().map(convert::client_json))
+    #[napi(ts_return_type = "import('./index').ClientInfo | null", catch_unwind)]
+    pub fn get_client(&self, env: Env, client: f64) -> napi::Result<Js> {
+        error::guard(&env, || {
+            let client = client_id(&env, client)?;
+            let info = self.with_engine(&env, |engine| {
+                let info = error::found(&env, engine.get_client(client))?;
+                Ok(info.as_ref().map(convert::client_json))
+            })?;
+            convert::to_js(&env, info)
         })
     }
 
-    #[napi(ts_return_type = "import('./index').ClientInfo[]")]
-    pub fn clients(&self, env: Env) -> napi::Result<Value> {
-        self.with_engine(&env, |engine| {
-            Ok(clients_json(error::check(&env, engine.clients())?))
+    #[napi(ts_return_type = "import('./index').ClientInfo[]", catch_unwind)]
+    pub fn clients(&self, env: Env) -> napi::Result<Js> {
+        error::guard(&env, || {
+            let clients = self.with_engine(&env, |engine| {
+                Ok(clients_json(error::check(&env, engine.clients())?))
+            })?;
+            convert::to_js(&env, clients)
         })
     }
 
-    #[napi(ts_return_type = "import('./index').ClientInfo[]")]
-    pub fn clients_in(&self, env: Env, channel: String) -> napi::Result<Value> {
-        self.with_engine(&env, |engine| {
-            Ok(clients_json(error::check(
-                &env,
-                engine.clients_in(&channel),
-            )?))
+    #[napi(ts_return_type = "import('./index').ClientInfo[]", catch_unwind)]
+    pub fn clients_in(&self, env: Env, channel: String) -> napi::Result<Js> {
+        error::guard(&env, || {
+            let clients = self.with_engine(&env, |engine| {
+                Ok(clients_json(error::check(
+                    &env,
+                    engine.clients_in(&channel),
+                )?))
+            })?;
+            convert::to_js(&env, clients)
         })
     }
 
-    #[napi(ts_return_type = "import('./index').ClientInfo[]")]
-    pub fn clients_of(&self, env: Env, user: String) -> napi::Result<Value> {
-        self.with_engine(&env, |engine| {
-            Ok(clients_json(error::check(&env, engine.clients_of(&user))?))
+    #[napi(ts_return_type = "import('./index').ClientInfo[]", catch_unwind)]
+    pub fn clients_of(&self, env: Env, user: String) -> napi::Result<Js> {
+        error::guard(&env, || {
+            let clients = self.with_engine(&env, |engine| {
+                Ok(clients_json(error::check(&env, engine.clients_of(&user))?))
+            })?;
+            convert::to_js(&env, clients)
         })
     }
 
-    #[napi(ts_return_type = "import('./index').ChannelInfo[]")]
-    pub fn channels(&self, env: Env) -> napi::Result<Value> {
-        self.with_engine(&env, |engine| {
-            let channels = error::check(&env, engine.channels())?;
-            Ok(Value::Array(channels.iter().map(|c| c.to_json()).collect()))
+    #[napi(ts_return_type = "import('./index').ChannelInfo[]", catch_unwind)]
+    pub fn channels(&self, env: Env) -> napi::Result<Js> {
+        error::guard(&env, || {
+            let channels = self.with_engine(&env, |engine| {
+                let channels = error::check(&env, engine.channels())?;
+                Ok(Value::Array(
+                    channels.iter().map(convert::channel_json).collect(),
+                ))
+            })?;
+            convert::to_js(&env, channels)
         })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn client_count(&self, env: Env) -> napi::Result<u32> {
-        self.with_engine(&env, |engine| {
-            Ok(error::check(&env, engine.client_count())? as u32)
+        error::guard(&env, || {
+            self.with_engine(&env, |engine| {
+                Ok(error::check(&env, engine.client_count())? as u32)
+            })
         })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn channel_count(&self, env: Env, channel: String) -> napi::Result<u32> {
-        self.with_engine(&env, |engine| {
-            Ok(error::check(&env, engine.channel_count(&channel))? as u32)
+        error::guard(&env, || {
+            self.with_engine(&env, |engine| {
+                Ok(error::check(&env, engine.channel_count(&channel))? as u32)
+            })
         })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn user_count(&self, env: Env, user: String) -> napi::Result<u32> {
-        self.with_engine(&env, |engine| {
-            Ok(error::check(&env, engine.user_count(&user))? as u32)
+        error::guard(&env, || {
+            self.with_engine(&env, |engine| {
+                Ok(error::check(&env, engine.user_count(&user))? as u32)
+            })
         })
     }
 
     /// `metadata`: a JSON object as text, or `null` to clear. `false`: no such client.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_metadata(
         &self,
         env: Env,
         client: f64,
         metadata: Option<String>,
     ) -> napi::Result<bool> {
-        let client = client_id(&env, client)?;
-        self.with_engine(&env, |engine| {
-            let set = engine.set_metadata(client, metadata.as_deref());
-            Ok(error::found(&env, set)?.is_some())
+        error::guard(&env, || {
+            let client = client_id(&env, client)?;
+            self.with_engine(&env, |engine| {
+                let set = engine.set_metadata(client, metadata.as_deref());
+                Ok(error::found(&env, set)?.is_some())
+            })
         })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close_channel(&self, env: Env, channel: String, disconnect: bool) -> napi::Result<u32> {
-        self.with_engine(&env, |engine| {
-            Ok(error::check(&env, engine.close_channel(&channel, disconnect))? as u32)
+        error::guard(&env, || {
+            self.with_engine(&env, |engine| {
+                Ok(error::check(&env, engine.close_channel(&channel, disconnect))? as u32)
+            })
         })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn remove_empty_channels(&self, env: Env) -> napi::Result<u32> {
-        self.with_engine(&env, |engine| {
-            Ok(error::check(&env, engine.remove_empty_channels())? as u32)
+        error::guard(&env, || {
+            self.with_engine(&env, |engine| {
+                Ok(error::check(&env, engine.remove_empty_channels())? as u32)
+            })
         })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn configure_channel(
         &self,
         env: Env,
@@ -443,36 +532,40 @@ impl NativeEngine {
         max_events: f64,
         max_age_ms: f64,
     ) -> napi::Result<()> {
-        let limits = convert::history(&env, max_events, max_age_ms)?;
-        self.with_engine(&env, |engine| {
-            error::check(&env, engine.configure_channel(&channel, limits))
+        error::guard(&env, || {
+            let limits = convert::history(&env, max_events, max_age_ms)?;
+            self.with_engine(&env, |engine| {
+                error::check(&env, engine.configure_channel(&channel, limits))
+            })
         })
     }
 
-    #[napi(ts_return_type = "import('./index').Stats")]
-    pub fn stats(&self) -> Value {
-        convert::stats(&self.engine.stats())
+    #[napi(ts_return_type = "import('./index').Stats", catch_unwind)]
+    pub fn stats(&self, env: Env) -> napi::Result<Js> {
+        error::guard(&env, || {
+            convert::to_js(&env, convert::stats(&self.engine.stats()))
+        })
     }
 
     /// The counters in Prometheus text format.
-    #[napi]
-    pub fn metrics(&self) -> String {
-        self.engine.metrics()
+    #[napi(catch_unwind)]
+    pub fn metrics(&self, env: Env) -> napi::Result<String> {
+        error::guard(&env, || Ok(self.engine.metrics()))
     }
 
     /// Keep the process alive while the engine is open (`true`), or not (`false`).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_ref(&self, env: Env, keep_alive: bool) -> napi::Result<()> {
-        match lock(&self.sink).as_ref() {
+        error::guard(&env, || match lock(&self.sink).as_ref() {
             Some(sink) => sink.set_ref(&env, keep_alive),
             None => Ok(()),
-        }
+        })
     }
 
     /// Starts the shutdown on a thread of its own and returns at once. Events of the
     /// shutdown follow, then one `CLOSED` event; until then the process is kept alive
     /// and other calls answer quietly (`error.rs`). A second call throws `SSE_SHUT_DOWN`.
-    #[napi]
+    #[napi(catch_unwind)]
     #[allow(clippy::too_many_arguments)]
     pub fn close(
         &self,
@@ -483,62 +576,92 @@ impl NativeEngine {
         id: Option<String>,
         retry: Option<f64>,
     ) -> napi::Result<()> {
-        let deadline = Duration::from_millis(convert::uint(&env, "timeoutMs", timeout_ms)?);
-        let last = match data {
-            Some(data) => {
-                let last = convert::event(&env, data, event, id, retry)?;
-                error::check(&env, last.validate())?;
-                Some(last)
-            }
-            None => None,
-        };
-        self.open(&env)?;
-        let sink = lock(&self.sink)
-            .clone()
-            .ok_or_else(|| error::shut_down(&env))?;
-        let shutdown_sink = sink.clone();
-        let engine = self.engine.clone();
-        let slot = self.sink.clone();
-        let close_error = self.close_error.clone();
-        let spawned = std::thread::Builder::new()
-            .name("sse-engine-close".into())
-            .spawn(move || {
-                let result = engine.shutdown_with(deadline, last.as_ref());
-                if let Err(e) = result {
-                    *lock(&close_error) = Some(e);
+        error::guard(&env, || {
+            let deadline = Duration::from_millis(convert::uint(&env, "timeoutMs", timeout_ms)?);
+            let last = match data {
+                Some(data) => {
+                    let last = convert::event(&env, data, event, id, retry)?;
+                    error::check(&env, last.validate())?;
+                    Some(last)
                 }
-                // Once JavaScript got this, nothing more comes: the handler is gone
-                // with the reactor threads, and dropping the sink releases the
-                // threadsafe function so it no longer holds the process.
-                shutdown_sink.push(events::CLOSED, 0.0, 0.0);
-                lock(&slot).take();
-            });
-        if let Err(e) = spawned {
-            // Nothing started: the engine stays open as it was.
-            return Err(error::throw(
-                &env,
-                sse_engine::Error::io("start the shutdown thread", e),
-            ));
-        }
-        // The shutdown's events reach JavaScript only after this call returns.
-        self.state.store(CLOSING, Ordering::SeqCst);
-        sink.set_ref(&env, true)
+                None => None,
+            };
+            self.open(&env)?;
+            let sink = lock(&self.sink)
+                .clone()
+                .ok_or_else(|| error::shut_down(&env))?;
+            let shutdown_sink = sink.clone();
+            let engine = self.engine.clone();
+            let slot = self.sink.clone();
+            let close_error = self.close_error.clone();
+            let spawned = std::thread::Builder::new()
+                .name("sse-engine-close".into())
+                .spawn(move || {
+                    // A panic here would end the thread without the `CLOSED` event, and
+                    // `close()` would never settle: it rejects with `SSE_PANIC` instead.
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        fault::hit(fault::Point::Close);
+                        engine.shutdown_with(deadline, last.as_ref())
+                    }));
+                    let failure = match result {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(CloseFailure::Engine(e)),
+                        Err(payload) => {
+                            let message = error::panic_message(payload.as_ref());
+                            std::mem::forget(payload);
+                            Some(CloseFailure::Panic(message))
+                        }
+                    };
+                    let panicked = matches!(failure, Some(CloseFailure::Panic(_)));
+                    if failure.is_some() {
+                        *lock(&close_error) = failure;
+                    }
+                    // Once JavaScript got this, nothing more comes: the handler is gone
+                    // with the reactor threads, and dropping the sink releases the
+                    // threadsafe function so it no longer holds the process. After a
+                    // panic the reactor threads may still hold the handler: then
+                    // `finish_close` unrefs the sink on the JavaScript thread.
+                    shutdown_sink.push(events::CLOSED, 0.0, 0.0);
+                    if !panicked {
+                        lock(&slot).take();
+                    }
+                });
+            if let Err(e) = spawned {
+                // Nothing started: the engine stays open as it was.
+                return Err(error::throw(
+                    &env,
+                    sse_engine::Error::io("start the shutdown thread", e),
+                ));
+            }
+            // The shutdown's events reach JavaScript only after this call returns.
+            self.state.store(CLOSING, Ordering::SeqCst);
+            sink.set_ref(&env, true)
+        })
     }
 
     /// JavaScript got the `CLOSED` event (every event of the shutdown was emitted):
     /// from now on calls throw `SSE_SHUT_DOWN`. Throws what went wrong in the shutdown
     /// `close()` started, if anything.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn finish_close(&self, env: Env) -> napi::Result<()> {
-        self.state.store(CLOSED, Ordering::SeqCst);
-        match lock(&self.close_error).take() {
-            Some(e) => Err(error::throw(&env, e)),
-            None => Ok(()),
-        }
+        error::guard(&env, || {
+            self.state.store(CLOSED, Ordering::SeqCst);
+            // Normally the shutdown thread already dropped the sink (see `close`).
+            if let Some(sink) = lock(&self.sink).take() {
+                sink.set_ref(&env, false)?;
+            }
+            match lock(&self.close_error).take() {
+                Some(CloseFailure::Engine(e)) => Err(error::throw(&env, e)),
+                Some(CloseFailure::Panic(message)) => Err(error::panicked(&env, message)),
+                None => Ok(()),
+            }
+        })
     }
 }
 
 impl Drop for NativeEngine {
+    /// Runs in the object's finalizer, which napi-rs calls without a panic boundary: a
+    /// panic here is caught and reported on stderr.
     fn drop(&mut self) {
         // Collected without close() (the JavaScript `Engine` became unreachable): dropping
         // the engine shuts it down as in Rust, flushing for up to a second and joining
@@ -546,8 +669,13 @@ impl Drop for NativeEngine {
         // events still reach the sink, whose callback finds no `Engine` any more; the
         // sink and its threadsafe function go with the last reactor thread.
         let engine = self.engine.clone();
-        let _ = std::thread::Builder::new()
-            .name("sse-engine-drop".into())
-            .spawn(move || drop(engine));
+        let dropped = catch_unwind(AssertUnwindSafe(move || {
+            let _ = std::thread::Builder::new()
+                .name("sse-engine-drop".into())
+                .spawn(move || drop(engine));
+        }));
+        if let Err(payload) = dropped {
+            events::report("dropping an engine", payload);
+        }
     }
 }

@@ -113,9 +113,13 @@ test('registry: getClient, clients, clientsIn, clientsOf, channels, counts, setM
   assert.strictEqual(info.user, 'carol');
   assert.deepStrictEqual(info.channels, ['reg-1', 'reg-2']);
   assert.deepStrictEqual(info.metadata, { plan: 'pro' });
-  assert.match(info.remote_addr, /127\.0\.0\.1/);
-  assert.ok(Math.abs(info.connected_at_ms - Date.now()) < 60000);
-  assert.strictEqual(typeof info.queued_bytes, 'number');
+  // JavaScript names (camelCase), exactly these.
+  assert.deepStrictEqual(Object.keys(info).sort(),
+    ['channels', 'connectedAtMs', 'id', 'lastEventId', 'metadata', 'queuedBytes', 'remoteAddr', 'user']);
+  assert.match(info.remoteAddr, /127\.0\.0\.1/);
+  assert.ok(Math.abs(info.connectedAtMs - Date.now()) < 60000);
+  assert.strictEqual(typeof info.queuedBytes, 'number');
+  assert.strictEqual(info.lastEventId, null);
   assert.ok(engine.clients().some((c) => c.id === id));
   assert.deepStrictEqual(engine.clientsIn('reg-2').map((c) => c.id), [id]);
   assert.deepStrictEqual(engine.clientsOf('carol').map((c) => c.id), [id]);
@@ -184,9 +188,11 @@ test('Last-Event-ID replays missed events; an unknown one raises gap', async () 
   await waitFor(() => log.find('disconnect', id1), { what: 'the first disconnect' });
   engine.broadcast('replay', 'r2');
   engine.broadcast('replay', 'r3');
-  const [second] = await connect('/replay', { channels: ['replay'] }, { headers: { 'Last-Event-ID': lastId } });
+  const [second, id2] = await connect('/replay', { channels: ['replay'] }, { headers: { 'Last-Event-ID': lastId } });
   await second.waitForEvents(2);
   assert.deepStrictEqual(second.events.map((e) => e.data), ['r2', 'r3']);
+  // The registry knows the last id the client has: that of r3.
+  assert.strictEqual(engine.getClient(id2).lastEventId, second.events[1].id);
   second.close();
   // The query parameter works too (first connection of a page).
   const [third] = await connect(`/replay`, { channels: ['replay'] }, { path: `/replay?lastEventId=${encodeURIComponent(lastId)}` });
@@ -255,13 +261,14 @@ test('headers set on res go out with the engine head; extra headers too', async 
 
 test('stats and metrics count what happened', () => {
   const stats = engine.stats();
-  for (const key of ['connections_open', 'connections_total', 'refused_total', 'events_published', 'frames_queued',
-    'bytes_written', 'write_calls', 'heartbeats', 'queue_high_water', 'events_replayed', 'gaps']) {
-    assert.strictEqual(typeof stats[key], 'number', key);
-  }
-  assert.ok(stats.connections_total >= 5);
-  assert.ok(stats.events_published > 0);
-  assert.ok(stats.events_replayed >= 4);
+  // JavaScript names (camelCase), exactly these.
+  const counters = ['connectionsOpen', 'connectionsTotal', 'refusedTotal', 'eventsPublished', 'framesQueued',
+    'bytesWritten', 'writeCalls', 'heartbeats', 'queueHighWater', 'eventsReplayed', 'gaps'];
+  assert.deepStrictEqual(Object.keys(stats).sort(), [...counters, 'disconnects'].sort());
+  for (const key of counters) assert.strictEqual(typeof stats[key], 'number', key);
+  assert.ok(stats.connectionsTotal >= 5);
+  assert.ok(stats.eventsPublished > 0);
+  assert.ok(stats.eventsReplayed >= 4);
   assert.ok(stats.gaps >= 1);
   assert.deepStrictEqual(Object.keys(stats.disconnects).sort(), [...DISCONNECT_REASONS].sort());
   assert.ok(stats.disconnects.server >= 2);

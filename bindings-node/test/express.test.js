@@ -190,7 +190,7 @@ test('a limit refusal answers 503 and is not an error for the app', async () => 
   assert.strictEqual(second.headers['retry-after'], '7');
   await waitFor(() => second.ended, { what: 'the end of the refused response' });
   assert.deepStrictEqual(errors, []);
-  assert.strictEqual(limited.stats().refused_total, 1);
+  assert.strictEqual(limited.stats().refusedTotal, 1);
   first.close();
   await limited.close();
   srv.close();

@@ -74,7 +74,7 @@ test('https: stream mode delivers, with the SSE head written by the host', async
   await waitFor(() => client.parser.events.length === 2, { what: 'two events' });
   assert.deepStrictEqual(client.parser.events.map((e) => e.data), ['one', 'two']);
   assert.strictEqual(client.parser.retry, 1000);
-  assert.strictEqual(engine.getClient(id).remote_addr, null);
+  assert.strictEqual(engine.getClient(id).remoteAddr, null);
   // The engine ends the client: what was queued arrives, then the response ends.
   engine.send(id, 'last words');
   engine.disconnect(id);
@@ -96,14 +96,14 @@ test('https: backpressure holds bytes in the engine, not in Node, until the clie
   const events = 16 * 1024; // 16 MiB: far more than socket buffers hold
   for (let i = 0; i < events; i++) engine.send(id, `${i} ${payload}`);
   // The host stops taking while `res` is full: the rest waits in the engine's queue.
-  await waitFor(() => engine.getClient(id).queued_bytes > 1024 * 1024, { what: 'bytes held by the engine' });
+  await waitFor(() => engine.getClient(id).queuedBytes > 1024 * 1024, { what: 'bytes held by the engine' });
   await sleep(200);
   assert.ok(res.writableLength <= 256 * 1024, `Node buffered only about one chunk (${res.writableLength} B)`);
-  assert.ok(engine.getClient(id).queued_bytes > 1024 * 1024);
+  assert.ok(engine.getClient(id).queuedBytes > 1024 * 1024);
   client.response.resume();
   await waitFor(() => client.parser.events.length === events, { timeoutMs: 30000, what: `${events} events` });
   client.parser.events.forEach((e, i) => assert.ok(e.data.startsWith(`${i} `), `event ${i} in order`));
-  assert.strictEqual(engine.getClient(id).queued_bytes, 0);
+  assert.strictEqual(engine.getClient(id).queuedBytes, 0);
   // The client goes away: 'close' on the response ends the engine's client.
   client.request.destroy();
   await waitFor(() => log.find('disconnect', id), { what: 'the disconnect' });
@@ -137,7 +137,7 @@ test('HTTP/2: stream mode with flow-control backpressure, replay and close', asy
   a.stream.pause();
   const events = 4000;
   for (let i = 0; i < events; i++) engine.broadcast('s', `${i} ${'y'.repeat(500)}`);
-  await waitFor(() => engine.getClient(id).queued_bytes > 256 * 1024, { what: 'bytes held by the engine' });
+  await waitFor(() => engine.getClient(id).queuedBytes > 256 * 1024, { what: 'bytes held by the engine' });
   assert.ok(responses.get(id).writableLength <= 256 * 1024);
   a.stream.resume();
   await waitFor(() => a.parser.events.length === events, { timeoutMs: 30000, what: `${events} events` });

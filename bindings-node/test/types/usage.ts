@@ -57,7 +57,11 @@ const lists: ClientInfo[][] = [engine.clients(), engine.clientsIn('a'), engine.c
 const channels: ChannelInfo[] = engine.channels();
 engine.configureChannel('a', { maxEvents: 5, maxAgeMs: 1000 });
 const stats: Stats = engine.stats();
-const open: number = stats.connections_open + stats.disconnects.slow;
+const open: number = stats.connectionsOpen + stats.disconnects.slow;
+const queued: number | undefined = client?.queuedBytes;
+const since: number | undefined = client?.connectedAtMs;
+const seen: string | null | undefined = client?.lastEventId;
+const addr: string | null | undefined = client?.remoteAddr;
 const text: string = engine.metrics();
 engine.ref().unref();
 const done: Promise<void> = engine.close({ timeoutMs: 100, lastEvent: { data: 'bye', event: 'bye' } });

@@ -152,6 +152,8 @@ export interface Stats {
   eventsReplayed: number;
   /** Reconnects whose `Last-Event-ID` was not in history. */
   gaps: number;
+  /** Reactor threads that stopped on a panic: the engine failed closed (every call throws). 0 when healthy. */
+  reactorFailures: number;
 }
 
 /** Options of `close()`. */

@@ -243,6 +243,7 @@ pub(crate) fn stats(s: &Stats) -> Value {
         queue_high_water,
         events_replayed,
         gaps,
+        reactor_failures,
     } = *s;
     let disconnects: serde_json::Map<String, Value> = DisconnectReason::ALL
         .iter()
@@ -261,6 +262,7 @@ pub(crate) fn stats(s: &Stats) -> Value {
         "queueHighWater": queue_high_water,
         "eventsReplayed": events_replayed,
         "gaps": gaps,
+        "reactorFailures": reactor_failures,
     })
 }
 

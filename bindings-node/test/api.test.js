@@ -263,7 +263,7 @@ test('stats and metrics count what happened', () => {
   const stats = engine.stats();
   // JavaScript names (camelCase), exactly these.
   const counters = ['connectionsOpen', 'connectionsTotal', 'refusedTotal', 'eventsPublished', 'framesQueued',
-    'bytesWritten', 'writeCalls', 'heartbeats', 'queueHighWater', 'eventsReplayed', 'gaps'];
+    'bytesWritten', 'writeCalls', 'heartbeats', 'queueHighWater', 'eventsReplayed', 'gaps', 'reactorFailures'];
   assert.deepStrictEqual(Object.keys(stats).sort(), [...counters, 'disconnects'].sort());
   for (const key of counters) assert.strictEqual(typeof stats[key], 'number', key);
   assert.ok(stats.connectionsTotal >= 5);

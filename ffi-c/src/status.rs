@@ -66,12 +66,13 @@ fn set_last_error(message: &str) {
 pub(crate) fn call(body: impl FnOnce() -> Result<(), Error>) -> sse_status {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => sse_status::SSE_OK,
+        // The message only: sse_status_str already names the status.
         Ok(Err(e)) => {
-            set_last_error(&e.to_string());
+            set_last_error(e.message());
             status_of(e.kind())
         }
         Err(_) => {
-            set_last_error("internal panic: a bug in sse-engine");
+            set_last_error("a bug in sse-engine panicked in this call; please report it");
             sse_status::SSE_ERR_PANIC
         }
     }
@@ -111,8 +112,9 @@ pub extern "C" fn sse_status_str(status: c_int) -> *const c_char {
     s.as_ptr()
 }
 
-/// The message of the last error on this thread ("" if none). Valid until the next call
-/// into this library on the same thread; never NULL.
+/// The message of the last error on this thread ("" if none): what was wrong, naming the
+/// argument, without the status name (sse_status_str gives that). Valid until the next
+/// call into this library on the same thread; never NULL.
 #[no_mangle]
 pub extern "C" fn sse_last_error_message() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())

@@ -106,6 +106,13 @@ static inline void check_status_at(const char *file, int line, const char *expr,
                     file, line, expr, sse_status_str((int)got),
                     msg[0] == '\0' ? "empty" : "stale (the marker)");
         }
+        /* The message says what was wrong; sse_status_str names the status. */
+        const char *name = sse_status_str((int)got);
+        if (strncmp(msg, name, strlen(name)) == 0) {
+            g_failures++;
+            fprintf(stderr, "%s:%d: %s\n    the message repeats the status name: \"%s\"\n",
+                    file, line, expr, msg);
+        }
     }
 }
 

@@ -24,11 +24,11 @@ use crate::error::{Error, ErrorKind, Result};
 /// The reactor's waker token; no client gets it.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Most weight queued for one reactor before publishing callers wait for room.
-pub(crate) const MAX_BACKLOG: usize = 512 * 1024;
+pub(crate) const MAX_BACKLOG: usize = 1024 * 1024;
 /// What a command weighs besides its frame (its own size and the work of applying it).
 const COMMAND_WEIGHT: usize = 256;
 /// What each recipient of a fan-out adds (queueing the frame, then writing it).
-const RECIPIENT_WEIGHT: usize = 16;
+const RECIPIENT_WEIGHT: usize = 4;
 /// Longest a publishing caller waits for room before giving up with `LimitReached`.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(1);
 

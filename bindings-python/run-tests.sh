@@ -24,5 +24,13 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
 # maturin comes from the requirements: build without an isolated build environment.
 "${pip[@]}" install --no-build-isolation --force-reinstall --no-deps "$here"
 
+# A second copy with the test-only cargo feature fault-injection, outside the venv, for
+# tests/test_fault.py (the installed package never has it).
+fault_dir="$(mktemp -d "${TMPDIR:-/tmp}/sse-py-fault.XXXXXX")"
+trap 'rm -rf "$fault_dir"' EXIT
+(cd "$here" && "$venv/bin/maturin" build --quiet --features fault-injection --out "$fault_dir/wheel")
+"${pip[@]}" install --no-deps --target "$fault_dir/site" "$fault_dir"/wheel/*.whl
+export SSE_FAULT_PYTHONPATH="$fault_dir/site"
+
 cd "$here"
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -552,8 +552,9 @@ enum sse_status sse_set_event_callback(const struct sse_engine *engine, sse_even
 const char *sse_status_str(int status);
 
 /**
- * The message of the last error on this thread ("" if none). Valid until the next call
- * into this library on the same thread; never NULL.
+ * The message of the last error on this thread ("" if none): what was wrong, naming the
+ * argument, without the status name (sse_status_str gives that). Valid until the next
+ * call into this library on the same thread; never NULL.
  */
 const char *sse_last_error_message(void);
 

@@ -480,8 +480,29 @@ fn last_event_id(header: Option<&str>, query: Option<&str>) -> Option<String> {
 }
 
 /// The native half of the `sse_engine` package.
+/// Test-only (cargo feature `fault-injection`): 1 makes the next engine call panic, 2 the
+/// next command a reactor applies.
+#[cfg(feature = "fault-injection")]
+#[pyfunction]
+fn arm_fault(point: u32) -> PyResult<()> {
+    use sse_engine::fault::{arm, Fault};
+    match point {
+        1 => arm(Fault::NextCall),
+        2 => arm(Fault::NextCommand),
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown fault point {other}"
+            )))
+        }
+    }
+    Ok(())
+}
+
 #[pymodule]
 mod _native {
+    #[cfg(feature = "fault-injection")]
+    #[pymodule_export]
+    use super::arm_fault;
     #[pymodule_export]
     use super::{busy_answer, last_event_id, stream_head, NativeEngine};
 

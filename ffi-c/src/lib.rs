@@ -30,6 +30,9 @@ mod callback;
 mod status;
 // Borrowing C arguments, writing out-parameters, handing strings out (no exports).
 mod convert;
+// Test-only fault injection (not in the header).
+#[cfg(feature = "fault-injection")]
+mod fault;
 
 pub use callback::{
     sse_disconnect_reason, sse_event_callback, sse_lifecycle_event, sse_lifecycle_kind,

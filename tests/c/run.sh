@@ -49,8 +49,20 @@ if [[ $# -gt 0 ]]; then
     tests=()
     for name in "$@"; do tests+=("$here/${name%.c}.c"); done
 else
-    tests=("$here"/test_*.c)
+    tests=("$here"/test_*.c "$here"/fault/test_*.c)
 fi
+
+# Tests under fault/ link a library built with the test-only cargo feature
+# fault-injection, in a target directory of its own (the shipped build never has it).
+fault_libdir="$target_dir/fault-injection/debug"
+for src in "${tests[@]}"; do
+    if [[ "$src" == "$here/fault/"* ]]; then
+        echo "== cargo build -p sse_engine_ffi --features fault-injection (debug)"
+        (cd "$repo" && cargo build -p sse_engine_ffi --features fault-injection \
+            --target-dir "$target_dir/fault-injection")
+        break
+    fi
+done
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
@@ -62,10 +74,14 @@ for src in "${tests[@]}"; do
     name="$(basename "$src" .c)"
     exe="$work/$name"
     echo "== $name"
+    link=("${pc_flags[@]}" -Wl,-rpath,"$libdir")
+    if [[ "$src" == "$here/fault/"* ]]; then
+        link=(-I"$repo/include" -L"$fault_libdir" -lsse_engine -Wl,-rpath,"$fault_libdir")
+    fi
     # The sources come first and the libraries after them, so the link also works with
     # linkers that resolve in command-line order.
     if ! "$cc" -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined \
-        -fno-omit-frame-pointer -g -o "$exe" "$src" "${pc_flags[@]}" -Wl,-rpath,"$libdir"; then
+        -fno-omit-frame-pointer -g -o "$exe" "$src" "${link[@]}"; then
         echo "== $name: FAILED to compile"
         failed=$((failed + 1))
         failed_names+=("$name")

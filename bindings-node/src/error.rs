@@ -60,12 +60,14 @@ pub(crate) fn code(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// The message JavaScript sees: the engine's message, which names the argument.
+/// The message JavaScript sees: the engine's message, which names the argument (its
+/// plain "shut down" said in JavaScript's words; other shut-down messages, such as a
+/// failed engine's, say more and are kept).
 fn message(err: &Error) -> String {
-    match err.kind() {
-        ErrorKind::ShutDown => "the engine is closed (close() was called)".to_string(),
-        _ => err.message().to_string(),
+    if err.kind() == ErrorKind::ShutDown && err.message() == Error::shut_down().message() {
+        return "the engine is closed (close() was called)".to_string();
     }
+    err.message().to_string()
 }
 
 /// What the JavaScript exception is built from, and with which constructor.

@@ -14,6 +14,9 @@ pub(crate) enum Point {
     Events,
     /// In the shutdown thread of the next `close()` (`lib.rs`).
     Close,
+    /// In the next command a reactor thread applies (the engine's own fault point).
+    #[cfg(feature = "fault-injection")]
+    Reactor,
 }
 
 #[cfg(not(feature = "fault-injection"))]
@@ -38,11 +41,13 @@ mod armed {
     static EVENTS: AtomicBool = AtomicBool::new(false);
     static CLOSE: AtomicBool = AtomicBool::new(false);
 
-    fn flag(point: Point) -> &'static AtomicBool {
+    /// The binding's flag of `point`; `None` for the engine's own point (`Reactor`).
+    fn flag(point: Point) -> Option<&'static AtomicBool> {
         match point {
-            Point::Call => &CALL,
-            Point::Events => &EVENTS,
-            Point::Close => &CLOSE,
+            Point::Call => Some(&CALL),
+            Point::Events => Some(&EVENTS),
+            Point::Close => Some(&CLOSE),
+            Point::Reactor => None,
         }
     }
 
@@ -50,7 +55,7 @@ mod armed {
     /// `panic!` gives, but without the panic hook, which would print a message (and
     /// with `RUST_BACKTRACE` set, a slow backtrace) for each injected panic.
     pub(crate) fn hit(point: Point) {
-        if flag(point).swap(false, Ordering::SeqCst) {
+        if flag(point).is_some_and(|f| f.swap(false, Ordering::SeqCst)) {
             std::panic::resume_unwind(Box::new("injected panic (fault-injection build)"));
         }
     }
@@ -60,6 +65,7 @@ mod armed {
             "call" => Ok(Point::Call),
             "events" => Ok(Point::Events),
             "close" => Ok(Point::Close),
+            "reactor" => Ok(Point::Reactor),
             _ => Err(crate::error::range(
                 env,
                 format!("no fault point {point:?}"),
@@ -70,15 +76,25 @@ mod armed {
     /// Whether the panic armed at `point` is still to fire.
     #[napi(catch_unwind)]
     pub fn fault_pending(env: Env, point: String) -> napi::Result<bool> {
-        Ok(flag(point_of(&env, &point)?).load(Ordering::SeqCst))
+        match flag(point_of(&env, &point)?) {
+            Some(flag) => Ok(flag.load(Ordering::SeqCst)),
+            None => Err(crate::error::range(
+                &env,
+                "the reactor point is armed in the engine and not tracked here".to_string(),
+            )),
+        }
     }
 
     /// Arms one panic at `point`: `"call"` (the next export called), `"events"` (the
-    /// next delivery of lifecycle events) or `"close"` (the next shutdown thread).
+    /// next delivery of lifecycle events), `"close"` (the next shutdown thread) or
+    /// `"reactor"` (the next command a reactor thread applies).
     #[napi(catch_unwind)]
     pub fn fault_arm(env: Env, point: String) -> napi::Result<()> {
         // Not through `error::guard`: it would fire an armed `call` panic here.
-        flag(point_of(&env, &point)?).store(true, Ordering::SeqCst);
+        match flag(point_of(&env, &point)?) {
+            Some(flag) => flag.store(true, Ordering::SeqCst),
+            None => sse_engine::fault::arm(sse_engine::fault::Fault::NextCommand),
+        }
         Ok(())
     }
 }

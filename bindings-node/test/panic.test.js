@@ -160,3 +160,16 @@ test('a panic while delivering lifecycle events loses that batch only', async ()
   native.disconnect(kept);
   await engine.close({ timeoutMs: 100 });
 });
+
+test('a panicking reactor fails the engine closed: its client leaves with error, calls throw SSE_SHUT_DOWN', async () => {
+  const engine = new Engine({ heartbeatMs: 0 });
+  const gone = [];
+  engine.on('disconnect', (id, reason) => gone.push([id, reason]));
+  const id = engine._native.connectStream({ channels: ['r'] });
+  addon.faultArm('reactor');
+  assert.strictEqual(engine.send(id, 'boom'), true); // queued; the reactor panics applying it
+  await waitFor(() => gone.some(([c, r]) => c === id && r === 'error'), { what: 'the client reported as error' });
+  assert.throws(() => engine.broadcast('r', 'x'), (err) => err.code === 'SSE_SHUT_DOWN' && /panicked/.test(err.message));
+  assert.strictEqual(engine.stats().reactorFailures, 1);
+  await assert.rejects(engine.close({ timeoutMs: 100 }), (err) => err.code === 'SSE_SHUT_DOWN' && /panicked/.test(err.message));
+});

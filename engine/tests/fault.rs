@@ -70,11 +70,17 @@ fn a_panicking_reactor_fails_the_engine_closed() {
     assert!(engine
         .metrics()
         .contains("sse_engine_reactor_failures_total 1"));
-    // Dropping it closes the other reactor's clients too.
-    drop(engine);
-    for (client, _) in others.iter_mut() {
-        client.read_to_end();
+    // Shutting it down still closes the other reactor's clients, then reports the failure.
+    let err = engine.shutdown(Duration::from_secs(1)).unwrap_err();
+    assert!(err.message().contains("panicked"), "{err}");
+    for (client, id) in others.iter_mut() {
+        if !dead.contains(id) {
+            client.read_to_end();
+            events.wait_disconnect(*id, DisconnectReason::Shutdown);
+        }
     }
+    let again = engine.shutdown(Duration::ZERO).unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::ShutDown);
 }
 
 #[test]

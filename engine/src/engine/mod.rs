@@ -106,20 +106,26 @@ impl Engine {
     fn check_open(&self) -> Result<()> {
         #[cfg(feature = "fault-injection")]
         crate::fault::hit(crate::fault::Fault::NextCall);
-        if let Some(failure) = self.shared.failure.get() {
-            return Err(Error::new(
-                ErrorKind::ShutDown,
-                format!(
-                    "the engine failed and takes no more calls ({failure}; its clients were \
-                     closed): start a new engine"
-                ),
-            ));
+        if let Some(failed) = self.failure() {
+            return Err(failed);
         }
         if self.closed.load(Ordering::SeqCst) {
             Err(Error::shut_down())
         } else {
             Ok(())
         }
+    }
+
+    /// The error every call gets once a reactor thread panicked (see `reactor::run_thread`).
+    fn failure(&self) -> Option<Error> {
+        let failure = self.shared.failure.get()?;
+        Some(Error::new(
+            ErrorKind::ShutDown,
+            format!(
+                "the engine failed and takes no more calls ({failure}; its clients were \
+                 closed): start a new engine"
+            ),
+        ))
     }
 
     fn directory(&self) -> MutexGuard<'_, Directory> {
@@ -238,8 +244,14 @@ impl Engine {
     }
 
     /// Like [`Engine::shutdown`], first sending `last` to every client.
+    ///
+    /// On an engine that failed (a reactor thread panicked) it still stops the other
+    /// reactors and closes their clients, then returns the failure.
     pub fn shutdown_with(&self, deadline: Duration, last: Option<&Event>) -> Result<()> {
-        self.check_open()?;
+        let failed = self.failure();
+        if failed.is_none() {
+            self.check_open()?;
+        }
         let last = last.map(Event::encode).transpose()?;
         if ON_REACTOR.with(Cell::get) {
             return Err(Error::new(
@@ -249,10 +261,10 @@ impl Engine {
         }
         self.check_same_process()?;
         if self.closed.swap(true, Ordering::SeqCst) {
-            return Err(Error::shut_down());
+            return Err(failed.unwrap_or_else(Error::shut_down));
         }
         self.stop(Instant::now() + deadline, last);
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     fn stop(&self, deadline: Instant, last: Option<Bytes>) {

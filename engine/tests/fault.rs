@@ -103,3 +103,20 @@ fn a_panic_in_a_call_leaves_the_engine_working() {
     assert_eq!(engine.stats().reactor_failures, 0);
     engine.shutdown(Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn a_client_being_disconnected_when_its_reactor_dies_is_still_reported() {
+    let _serial = one_at_a_time();
+    let engine = Engine::start(Config {
+        heartbeat: None,
+        ..Config::default()
+    })
+    .unwrap();
+    let events = Recorder::install(&engine);
+    let id = engine.connect_stream(&ConnectOptions::default()).unwrap();
+    events.wait_for(sse_engine::LifecycleEvent::Connected { client: id });
+    // Gone from the directory at once; the reactor dies applying the disconnect.
+    arm(Fault::NextCommand);
+    engine.disconnect(id).unwrap();
+    events.wait_disconnect(id, DisconnectReason::Error);
+}

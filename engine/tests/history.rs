@@ -207,6 +207,20 @@ fn a_client_dropped_right_after_a_gap_resumes_from_it_without_another_gap() {
 }
 
 #[test]
+fn without_auto_ids_the_gap_event_has_no_id() {
+    // Events then go out without ids: a position id would stay the client's last one.
+    let engine = Engine::start(Config {
+        auto_ids: false,
+        ..quiet()
+    })
+    .unwrap();
+    let (mut c, _) = open(&engine, &resume(&["room"], "unknown"));
+    let gap = c.next_event().unwrap();
+    assert_eq!(gap.event.as_deref(), Some("sse-gap"));
+    assert_eq!(gap.id, None);
+}
+
+#[test]
 fn expired_foreign_and_unknown_ids_signal_a_gap() {
     let engine = Engine::start(Config {
         history: HistoryLimits {

@@ -105,6 +105,8 @@ pub(crate) struct Directory {
     /// Sockets the engine owns now: handing one over again (by the same descriptor or a
     /// duplicate of it) is refused.
     sockets: HashSet<SocketId>,
+    /// Clients removed by a caller whose reactor has not yet closed and reported them.
+    leaving: HashSet<ClientId>,
     /// History of `broadcast_all` events.
     all: Ring,
     /// The newest sequence number of any channel forgotten so far: a client resuming
@@ -148,6 +150,7 @@ impl Directory {
             channels: HashMap::new(),
             users: HashMap::new(),
             sockets: HashSet::new(),
+            leaving: HashSet::new(),
             all: Ring::default(),
             forgotten_upto: 0,
             last_seq: 0,
@@ -233,7 +236,24 @@ impl Directory {
         Ok(true)
     }
 
-    /// Forgets every client `which` picks; returns their ids.
+    /// Forgets a client whose reactor is told to end it: it is gone for callers at once,
+    /// and `leaving` until the reactor reports it (`closed`). Returns whether it was there.
+    pub fn remove_leaving(&mut self, id: ClientId) -> bool {
+        let removed = self.remove(id);
+        if removed {
+            self.leaving.insert(id);
+        }
+        removed
+    }
+
+    /// A reactor closed the client and reported it.
+    pub fn closed(&mut self, id: ClientId) {
+        self.remove(id);
+        self.leaving.remove(&id);
+    }
+
+    /// Forgets every client `which` picks, connected or leaving (a dead reactor's:
+    /// nobody else will report them); returns their ids.
     pub fn remove_clients_where(&mut self, which: impl Fn(ClientId) -> bool) -> Vec<ClientId> {
         let ids: Vec<ClientId> = self
             .clients
@@ -244,7 +264,16 @@ impl Directory {
         for id in &ids {
             self.remove(*id);
         }
-        ids
+        let leaving: Vec<ClientId> = self
+            .leaving
+            .iter()
+            .copied()
+            .filter(|id| which(*id))
+            .collect();
+        for id in &leaving {
+            self.leaving.remove(id);
+        }
+        ids.into_iter().chain(leaving).collect()
     }
 
     pub fn owns_socket(&self, socket: SocketId) -> bool {

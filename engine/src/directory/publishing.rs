@@ -261,7 +261,7 @@ impl Directory {
             .collect();
         for id in &members {
             if remove_clients {
-                self.remove(*id);
+                self.remove_leaving(*id);
             } else if let Some(entry) = self.clients.get_mut(id) {
                 entry.channels.swap_remove(channel);
                 self.leave(channel);

@@ -154,7 +154,9 @@ impl Engine {
         });
         shard.wake();
         // No answer means the shard stopped: the engine shut down meanwhile.
-        answer.recv().unwrap_or_else(|_| Err(Error::shut_down()))
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(self.failure().unwrap_or_else(Error::shut_down)))
     }
 
     /// The host's response of a stream-mode client ended (the client went away): the
@@ -170,8 +172,14 @@ impl Engine {
         let name = self.shared.config.gap_event.as_deref()?;
         let data = serde_json::json!({ "lastEventId": last_event_id }).to_string();
         // The name was validated with the config, the id is the engine's own format and
-        // the data is one JSON line.
-        Event::new(data).named(name).with_id(position).encode().ok()
+        // the data is one JSON line. Without `auto_ids` events go out without ids, so a
+        // position id would stay the client's last one and replay what it already has.
+        let event = Event::new(data).named(name);
+        let event = match self.shared.config.auto_ids {
+            true => event.with_id(position),
+            false => event,
+        };
+        event.encode().ok()
     }
 }
 

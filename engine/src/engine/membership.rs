@@ -58,7 +58,7 @@ impl Engine {
         self.check_open()?;
         let mut directory = self.directory();
         // Gone from the directory at once: later sends to it fail with `NotFound`.
-        if !directory.remove(client) {
+        if !directory.remove_leaving(client) {
             return Err(Error::not_found(client));
         }
         let shard = self.shard_of(client);

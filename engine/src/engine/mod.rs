@@ -249,10 +249,14 @@ impl Engine {
     /// reactors and closes their clients, then returns the failure.
     pub fn shutdown_with(&self, deadline: Duration, last: Option<&Event>) -> Result<()> {
         let failed = self.failure();
-        if failed.is_none() {
-            self.check_open()?;
-        }
-        let last = last.map(Event::encode).transpose()?;
+        // A failed engine sends no last event: only its live reactors would get it.
+        let last = match failed {
+            None => {
+                self.check_open()?;
+                last.map(Event::encode).transpose()?
+            }
+            Some(_) => None,
+        };
         if ON_REACTOR.with(Cell::get) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,

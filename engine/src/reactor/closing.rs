@@ -113,7 +113,7 @@ impl Shard {
 
     /// Removes a closed client from the directory and tells the host.
     pub(super) fn forget(&mut self, id: ClientId, reason: DisconnectReason) {
-        self.directory().remove(id);
+        self.directory().closed(id);
         self.shared.counters.disconnected(reason);
         self.emit(LifecycleEvent::Disconnected { client: id, reason });
     }

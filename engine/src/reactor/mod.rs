@@ -192,9 +192,9 @@ impl Shard {
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    // The poller itself failed: nothing can be served any more.
-                    self.close_all(DisconnectReason::Error);
-                    return;
+                    // The poller itself failed: nothing can be served any more. The
+                    // engine fails closed, as for a panic (see `run_thread`).
+                    panic!("the reactor's poller failed: {e}");
                 }
             }
             self.now = Instant::now();

@@ -11,6 +11,20 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** One engine and the queue its lifecycle events reach JavaScript through. */
 export declare class NativeEngine {
+  /** Keep the process alive while the engine is open (`true`), or not (`false`). */
+  setRef(keepAlive: boolean): void
+  /**
+   * Starts the shutdown on a thread of its own and returns at once. Events of the
+   * shutdown follow, then one `CLOSED` event; until then the process is kept alive
+   * and other calls answer quietly (`error.rs`). A second call throws `SSE_SHUT_DOWN`.
+   */
+  close(timeoutMs: number, data?: string | undefined | null, event?: string | undefined | null, id?: string | undefined | null, retry?: number | undefined | null): void
+  /**
+   * JavaScript got the `CLOSED` event (every event of the shutdown was emitted):
+   * from now on calls throw `SSE_SHUT_DOWN`. Throws what went wrong in the shutdown
+   * `close()` started, if anything.
+   */
+  finishClose(): void
   /**
    * Starts an engine. `on_events` gets lifecycle events in batches of
    * `[kind, client, reason]` triples (see `events.rs`).
@@ -59,20 +73,6 @@ export declare class NativeEngine {
   stats(): import('./index').Stats
   /** The counters in Prometheus text format. */
   metrics(): string
-  /** Keep the process alive while the engine is open (`true`), or not (`false`). */
-  setRef(keepAlive: boolean): void
-  /**
-   * Starts the shutdown on a thread of its own and returns at once. Events of the
-   * shutdown follow, then one `CLOSED` event; until then the process is kept alive
-   * and other calls answer quietly (`error.rs`). A second call throws `SSE_SHUT_DOWN`.
-   */
-  close(timeoutMs: number, data?: string | undefined | null, event?: string | undefined | null, id?: string | undefined | null, retry?: number | undefined | null): void
-  /**
-   * JavaScript got the `CLOSED` event (every event of the shutdown was emitted):
-   * from now on calls throw `SSE_SHUT_DOWN`. Throws what went wrong in the shutdown
-   * `close()` started, if anything.
-   */
-  finishClose(): void
 }
 
 /** The 503 answer to a hand-over refused by a limit. Rules: `sse_engine::http::busy_answer`. */

@@ -9,24 +9,25 @@
 //! `Error` with code `SSE_PANIC`) and carries `#[napi(catch_unwind)]` around it; see
 //! `error.rs`.
 
+mod closing;
 mod convert;
 mod error;
 mod events;
 mod fault;
+pub mod http;
 
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use napi::bindgen_prelude::{Buffer, Float64Array, Function};
 use napi::Env;
 use napi_derive::napi;
 use serde_json::Value;
-use sse_engine::{ClientInfo, DisconnectReason, Engine, ErrorKind};
+use sse_engine::{ClientInfo, Engine, ErrorKind};
 
-use convert::{client_id, ConnectInput, EngineOptions, HttpResponse, Js};
+use closing::CloseFailure;
+use convert::{client_id, ConnectInput, EngineOptions, Js};
 use error::WhileClosing;
 use events::EventSink;
 
@@ -40,78 +41,6 @@ const CLOSED: u8 = 2;
 /// The engine's version.
 #[napi]
 pub const VERSION: &str = sse_engine::VERSION;
-
-/// Disconnect reasons by number (the third value of a `disconnect` event triple).
-#[napi(catch_unwind)]
-pub fn disconnect_reasons(env: Env) -> napi::Result<Vec<String>> {
-    error::guard(&env, || {
-        Ok(DisconnectReason::ALL
-            .iter()
-            .map(|r| r.as_str().to_string())
-            .collect())
-    })
-}
-
-/// Response headers the engine writes itself (lower case): a framework's values for
-/// them are dropped at hand-over.
-#[napi(catch_unwind)]
-pub fn engine_headers(env: Env) -> napi::Result<Vec<String>> {
-    error::guard(&env, || {
-        Ok(sse_engine::ENGINE_HEADERS
-            .iter()
-            .map(|h| h.to_string())
-            .collect())
-    })
-}
-
-/// Stream mode: the head the JavaScript layer writes through `res` (status 200, the SSE
-/// headers, then `headers` without the engine's own and, over HTTP/2, without
-/// connection-specific ones; each checked). `headers` and the answer's are flat
-/// `[name, value, ...]` lists. Rules: `sse_engine::http::stream_head`.
-#[napi(catch_unwind)]
-pub fn stream_head(env: Env, headers: Vec<String>, http2: bool) -> napi::Result<HttpResponse> {
-    error::guard(&env, || {
-        let pairs = convert::header_pairs(&env, headers)?;
-        let head = error::check(&env, sse_engine::http::stream_head(&pairs, http2))?;
-        Ok(convert::http_response(head))
-    })
-}
-
-/// Socket mode: the framework's and the caller's headers without the engine's own,
-/// each checked (flat `[name, value, ...]` lists). Rules: `sse_engine::http::extra_headers`.
-#[napi(catch_unwind)]
-pub fn extra_headers(env: Env, headers: Vec<String>, http2: bool) -> napi::Result<Vec<String>> {
-    error::guard(&env, || {
-        let pairs = convert::header_pairs(&env, headers)?;
-        let kept = error::check(&env, sse_engine::http::extra_headers(&pairs, http2))?;
-        Ok(convert::flat_headers(kept))
-    })
-}
-
-/// The 503 answer to a hand-over refused by a limit. Rules: `sse_engine::http::busy_answer`.
-#[napi(catch_unwind)]
-pub fn busy_answer(env: Env, retry_after_secs: u32, http2: bool) -> napi::Result<HttpResponse> {
-    error::guard(&env, || {
-        let answer = sse_engine::http::busy_answer(retry_after_secs, http2);
-        Ok(convert::http_response(answer))
-    })
-}
-
-/// The request's last event id from its `Last-Event-ID` header and its query string.
-/// Rules: `sse_engine::http::last_event_id`.
-#[napi(catch_unwind)]
-pub fn last_event_id(
-    env: Env,
-    header: Option<String>,
-    query: Option<String>,
-) -> napi::Result<Option<String>> {
-    error::guard(&env, || {
-        Ok(sse_engine::http::last_event_id(
-            header.as_deref(),
-            query.as_deref(),
-        ))
-    })
-}
 
 /// One engine and the queue its lifecycle events reach JavaScript through.
 #[napi]
@@ -127,13 +56,6 @@ pub struct NativeEngine {
     /// point of view the engine stops working as soon as `close()` returns, and
     /// answers quietly until `close()` resolves (see `error.rs`).
     state: AtomicU8,
-}
-
-/// What went wrong in the shutdown thread of `close()`.
-enum CloseFailure {
-    Engine(sse_engine::Error),
-    /// The panic's message.
-    Panic(String),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -551,131 +473,5 @@ impl NativeEngine {
     #[napi(catch_unwind)]
     pub fn metrics(&self, env: Env) -> napi::Result<String> {
         error::guard(&env, || Ok(self.engine.metrics()))
-    }
-
-    /// Keep the process alive while the engine is open (`true`), or not (`false`).
-    #[napi(catch_unwind)]
-    pub fn set_ref(&self, env: Env, keep_alive: bool) -> napi::Result<()> {
-        error::guard(&env, || match lock(&self.sink).as_ref() {
-            Some(sink) => sink.set_ref(&env, keep_alive),
-            None => Ok(()),
-        })
-    }
-
-    /// Starts the shutdown on a thread of its own and returns at once. Events of the
-    /// shutdown follow, then one `CLOSED` event; until then the process is kept alive
-    /// and other calls answer quietly (`error.rs`). A second call throws `SSE_SHUT_DOWN`.
-    #[napi(catch_unwind)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn close(
-        &self,
-        env: Env,
-        timeout_ms: f64,
-        data: Option<String>,
-        event: Option<String>,
-        id: Option<String>,
-        retry: Option<f64>,
-    ) -> napi::Result<()> {
-        error::guard(&env, || {
-            let deadline = Duration::from_millis(convert::uint(&env, "timeoutMs", timeout_ms)?);
-            let last = match data {
-                Some(data) => {
-                    let last = convert::event(&env, data, event, id, retry)?;
-                    error::check(&env, last.validate())?;
-                    Some(last)
-                }
-                None => None,
-            };
-            self.open(&env)?;
-            let sink = lock(&self.sink)
-                .clone()
-                .ok_or_else(|| error::shut_down(&env))?;
-            let shutdown_sink = sink.clone();
-            let engine = self.engine.clone();
-            let slot = self.sink.clone();
-            let close_error = self.close_error.clone();
-            let spawned = std::thread::Builder::new()
-                .name("sse-engine-close".into())
-                .spawn(move || {
-                    // A panic here would end the thread without the `CLOSED` event, and
-                    // `close()` would never settle: it rejects with `SSE_PANIC` instead.
-                    let result = catch_unwind(AssertUnwindSafe(|| {
-                        fault::hit(fault::Point::Close);
-                        engine.shutdown_with(deadline, last.as_ref())
-                    }));
-                    let failure = match result {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(CloseFailure::Engine(e)),
-                        Err(payload) => {
-                            let message = error::panic_message(payload.as_ref());
-                            std::mem::forget(payload);
-                            Some(CloseFailure::Panic(message))
-                        }
-                    };
-                    let panicked = matches!(failure, Some(CloseFailure::Panic(_)));
-                    if failure.is_some() {
-                        *lock(&close_error) = failure;
-                    }
-                    // Once JavaScript got this, nothing more comes: the handler is gone
-                    // with the reactor threads, and dropping the sink releases the
-                    // threadsafe function so it no longer holds the process. After a
-                    // panic the reactor threads may still hold the handler: then
-                    // `finish_close` unrefs the sink on the JavaScript thread.
-                    shutdown_sink.push(events::CLOSED, 0.0, 0.0);
-                    if !panicked {
-                        lock(&slot).take();
-                    }
-                });
-            if let Err(e) = spawned {
-                // Nothing started: the engine stays open as it was.
-                return Err(error::throw(
-                    &env,
-                    sse_engine::Error::io("start the shutdown thread", e),
-                ));
-            }
-            // The shutdown's events reach JavaScript only after this call returns.
-            self.state.store(CLOSING, Ordering::SeqCst);
-            sink.set_ref(&env, true)
-        })
-    }
-
-    /// JavaScript got the `CLOSED` event (every event of the shutdown was emitted):
-    /// from now on calls throw `SSE_SHUT_DOWN`. Throws what went wrong in the shutdown
-    /// `close()` started, if anything.
-    #[napi(catch_unwind)]
-    pub fn finish_close(&self, env: Env) -> napi::Result<()> {
-        error::guard(&env, || {
-            self.state.store(CLOSED, Ordering::SeqCst);
-            // Normally the shutdown thread already dropped the sink (see `close`).
-            if let Some(sink) = lock(&self.sink).take() {
-                sink.set_ref(&env, false)?;
-            }
-            match lock(&self.close_error).take() {
-                Some(CloseFailure::Engine(e)) => Err(error::throw(&env, e)),
-                Some(CloseFailure::Panic(message)) => Err(error::panicked(&env, message)),
-                None => Ok(()),
-            }
-        })
-    }
-}
-
-impl Drop for NativeEngine {
-    /// Runs in the object's finalizer, which napi-rs calls without a panic boundary: a
-    /// panic here is caught and reported on stderr.
-    fn drop(&mut self) {
-        // Collected without close() (the JavaScript `Engine` became unreachable): dropping
-        // the engine shuts it down as in Rust, flushing for up to a second and joining
-        // its threads, which must not happen on the JavaScript thread. Its clients'
-        // events still reach the sink, whose callback finds no `Engine` any more; the
-        // sink and its threadsafe function go with the last reactor thread.
-        let engine = self.engine.clone();
-        let dropped = catch_unwind(AssertUnwindSafe(move || {
-            let _ = std::thread::Builder::new()
-                .name("sse-engine-drop".into())
-                .spawn(move || drop(engine));
-        }));
-        if let Err(payload) = dropped {
-            events::report("dropping an engine", payload);
-        }
     }
 }

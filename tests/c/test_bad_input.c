@@ -41,24 +41,6 @@ static sse_engine *new_engine(size_t max_clients, size_t max_per_channel) {
     return e;
 }
 
-/* One loopback TCP connection: *client is our client end, *server the accepted end
- * (what a host would hand over). */
-static bool tcp_pair(int *client, int *server) {
-    uint16_t port = 0;
-    int lfd = listen_loopback(&port);
-    if (lfd < 0)
-        return false;
-    *client = connect_loopback(port);
-    *server = *client >= 0 ? accept_timeout(lfd, TIMEOUT_MS) : -1;
-    close(lfd);
-    if (*server < 0) {
-        if (*client >= 0)
-            close(*client);
-        return false;
-    }
-    return true;
-}
-
 /* Hands the server end of a new loopback pair over with the given channels. */
 static bool connect_client(sse_engine *e, const char *channel, uint64_t *id, int *client) {
     int server = -1;

@@ -289,6 +289,24 @@ static inline int connect_loopback(uint16_t port) {
     return fd;
 }
 
+/* One loopback TCP connection: *client is our client end, *server the accepted end
+ * (what a host would hand over). */
+static inline bool tcp_pair(int *client, int *server) {
+    uint16_t port = 0;
+    int lfd = listen_loopback(&port);
+    if (lfd < 0)
+        return false;
+    *client = connect_loopback(port);
+    *server = *client >= 0 ? accept_timeout(lfd, TIMEOUT_MS) : -1;
+    close(lfd);
+    if (*server < 0) {
+        if (*client >= 0)
+            close(*client);
+        return false;
+    }
+    return true;
+}
+
 static inline bool send_all(int fd, const void *buf, size_t len) {
     const char *p = buf;
     while (len > 0) {

@@ -11,17 +11,6 @@
 sse_status sse_test_arm_fault(uint32_t point);
 enum { NEXT_CALL = 1, NEXT_COMMAND = 2 };
 
-static bool tcp_pair(int *client, int *server) {
-    uint16_t port;
-    int lfd = listen_loopback(&port);
-    if (lfd < 0)
-        return false;
-    *client = connect_loopback(port);
-    *server = accept_timeout(lfd, TIMEOUT_MS);
-    close(lfd);
-    return *client >= 0 && *server >= 0;
-}
-
 static void test_panic_in_a_call(void) {
     sse_config cfg;
     CHECK_OK(sse_config_init(&cfg));

@@ -173,19 +173,24 @@ export interface CloseOptions {
 export type ErrorCode =
   | 'SSE_INVALID_ARGUMENT'
   | 'SSE_INVALID_UTF8'
+  | 'SSE_OUT_OF_RANGE'
   | 'SSE_BAD_SOCKET'
   | 'SSE_NOT_FOUND'
   | 'SSE_LIMIT_REACHED'
   | 'SSE_SHUT_DOWN'
   | 'SSE_IO'
   | 'SSE_PANIC'
-  | 'SSE_NULL_POINTER'
   | 'SSE_HEADERS_SENT'
   | 'SSE_REQUEST_HAS_BODY'
   | 'SSE_CLIENT_GONE';
 
 export interface SseError extends Error {
   code: ErrorCode;
+  /**
+   * On a refused socket hand-over: `true` when the engine took the socket (a limit: it
+   * answered 503 and closed it), `false` when the connection is untouched.
+   */
+  fdTaken?: boolean;
 }
 
 export interface EngineEvents {
@@ -252,6 +257,8 @@ export declare class Engine extends EventEmitter {
   /** Closes a client's stream (reason 'server'); `false` when no such client. */
   disconnect(clientId: number): boolean;
 
+  /** Whether the client is connected now (answered at once, without a registry query). */
+  isConnected(clientId: number): boolean;
   getClient(clientId: number): ClientInfo | null;
   clients(): ClientInfo[];
   clientsIn(channel: string): ClientInfo[];

@@ -97,9 +97,24 @@ function eventData(data) {
       throw err;
     }
   }
-  const json = JSON.stringify(data);
+  const json = jsonOf('data', data);
   if (json === undefined) throw argType('data', 'a string or a JSON-serializable value', data);
   return json;
+}
+
+/**
+ * `value` as JSON text. A value JSON cannot hold (a cycle, a BigInt, a `toJSON` that
+ * throws) is a TypeError with code SSE_INVALID_ARGUMENT naming the argument; the
+ * serializer's own error is its `cause`.
+ */
+function jsonOf(name, value) {
+  try {
+    return JSON.stringify(value);
+  } catch (cause) {
+    const err = argValue(name, `cannot be serialized as JSON: ${cause && cause.message}`);
+    err.cause = cause;
+    throw err;
+  }
 }
 
 /** `{ event, id, retry }` as the native argument list. */
@@ -118,7 +133,7 @@ function metadataJson(name, value) {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return value;
   if (typeof value !== 'object' || Array.isArray(value)) throw argType(name, 'an object or JSON text', value);
-  return JSON.stringify(value);
+  return jsonOf(name, value);
 }
 
 function engineOptions(options) {
@@ -353,7 +368,12 @@ class Engine extends EventEmitter {
   modeOf(id) {
     clientId(id);
     if (this._streams.has(id)) return 'stream';
-    return this.getClient(id) === null ? null : 'socket';
+    return this.isConnected(id) ? 'socket' : null;
+  }
+
+  isConnected(id) {
+    clientId(id);
+    return this._native.isConnected(id);
   }
 
   send(id, data, options) {
@@ -382,7 +402,7 @@ class Engine extends EventEmitter {
       if (filter === null || typeof filter !== 'object' || Array.isArray(filter)) {
         throw argType('filter', 'an object or JSON text', filter);
       }
-      filterJson = JSON.stringify(filter);
+      filterJson = jsonOf('filter', filter);
     }
     return this._native.broadcastWhere(channel, filterJson, eventData(data), ...eventFields(options));
   }

@@ -34,7 +34,8 @@ export declare class NativeEngine {
   get busyRetryAfterSecs(): number
   /**
    * Hands over a connected TCP socket: the engine gets a duplicate of `fd` (the
-   * caller still closes its own descriptor). Returns the client id.
+   * caller still closes its own descriptor). Returns the client id; a refusal throws
+   * with `fdTaken` (see `error::throw_refused`).
    */
   connectFd(fd: number, options: ConnectInput): number
   /** Registers a stream-mode client (the JavaScript layer writes its bytes). */
@@ -62,6 +63,8 @@ export declare class NativeEngine {
   clientsIn(channel: string): import('./index').ClientInfo[]
   clientsOf(user: string): import('./index').ClientInfo[]
   channels(): import('./index').ChannelInfo[]
+  /** Whether the client is connected now, answered without waiting for a reactor. */
+  isConnected(client: number): boolean
   clientCount(): number
   channelCount(channel: string): number
   userCount(user: string): number

@@ -76,6 +76,11 @@ typedef enum sse_status {
    * An internal bug was caught at the boundary. Please report it.
    */
   SSE_ERR_PANIC = 9,
+  /**
+   * A number is outside the range its argument allows (threads, a zero timeout, a
+   * queue limit below the minimum, a zero capacity...).
+   */
+  SSE_ERR_OUT_OF_RANGE = 10,
 } sse_status;
 
 /**
@@ -354,6 +359,23 @@ enum sse_status sse_engine_shutdown(const struct sse_engine *engine, uint32_t ti
 enum sse_status sse_engine_shutdown_with_event(const struct sse_engine *engine, uint32_t timeout_ms, const struct sse_event *last);
 
 /**
+ * The shutdown of sse_engine_shutdown_with_event (`last` may be NULL) without waiting:
+ * from its return every call on the engine returns SSE_ERR_SHUT_DOWN while the reactors
+ * flush for at most `timeout_ms` and close their clients on their own threads; wait for
+ * them with sse_engine_wait_shutdown (sse_engine_free waits too).
+ */
+enum sse_status sse_engine_begin_shutdown(const struct sse_engine *engine, uint32_t timeout_ms, const struct sse_event *last);
+
+/**
+ * Waits for a shutdown begun by sse_engine_begin_shutdown, at most `timeout_ms`
+ * milliseconds (a negative value: as long as it takes). `*out_stopped` is true when
+ * every reactor thread stopped (every client's last lifecycle event was delivered),
+ * false when the time ran out. SSE_ERR_INVALID_ARGUMENT before any shutdown began or
+ * from the callback.
+ */
+enum sse_status sse_engine_wait_shutdown(const struct sse_engine *engine, int64_t timeout_ms, bool *out_stopped);
+
+/**
  * Hands a connected TCP socket over to the engine; `*out_client` receives its id
  * (unique for the engine's life, below 2^53). `options` may be NULL.
  *
@@ -370,11 +392,11 @@ enum sse_status sse_connect_fd(const struct sse_engine *engine, int fd, const st
  * Registers a stream-mode client, for a connection whose socket cannot be handed over
  * (TLS terminated in your server, HTTP/2). The engine keeps its state (channels,
  * history and replay, heartbeats, limits, timeouts); you write its bytes: write the
- * response head yourself (200, `Content-Type: text/event-stream`, `Cache-Control:
- * no-cache`), then on each SSE_READABLE call sse_stream_take and write what it gives;
- * when the connection ends call sse_stream_close; on SSE_DISCONNECTED end the
- * response. `options->headers` must be empty and `head_sent` is implied. A limit
- * gives SSE_ERR_LIMIT_REACHED (answer 503 yourself).
+ * response head sse_http_stream_head gives, then on each SSE_READABLE call
+ * sse_stream_take and write what it gives; when the connection ends call
+ * sse_stream_close; on SSE_DISCONNECTED end the response. `options->headers` must be
+ * empty and `head_sent` is implied. A limit gives SSE_ERR_LIMIT_REACHED: answer with
+ * sse_http_busy_answer.
  */
 enum sse_status sse_connect_stream(const struct sse_engine *engine, const struct sse_connect_options *options, uint64_t *out_client);
 
@@ -393,6 +415,32 @@ enum sse_status sse_stream_take(const struct sse_engine *engine, uint64_t client
  * SSE_REASON_CLOSED. SSE_ERR_NOT_FOUND for an unknown client.
  */
 enum sse_status sse_stream_close(const struct sse_engine *engine, uint64_t client);
+
+/**
+ * The HTTP/1.1 response head of a stream-mode client, to write before the bytes of
+ * sse_stream_take: `200 OK`, the engine's SSE headers, then `headers` (the engine's own
+ * headers among them are left out; each is checked: CR, LF or a control character is
+ * SSE_ERR_INVALID_ARGUMENT). `*out_head` receives it, ending in the blank line; free
+ * it with sse_string_free.
+ */
+enum sse_status sse_http_stream_head(const struct sse_header *headers, size_t headers_len, char **out_head);
+
+/**
+ * The HTTP/1.1 answer to a client a limit refused (what the engine writes on a refused
+ * socket): `503 Service Unavailable` with `Retry-After: retry_after_secs`, a short text
+ * body and `Connection: close`. Free `*out_answer` with sse_string_free.
+ */
+enum sse_status sse_http_busy_answer(uint32_t retry_after_secs, char **out_answer);
+
+/**
+ * The Last-Event-ID of a request by the engine's one rule: the `Last-Event-ID` header
+ * (`header`, NULL when absent) wins, else the first `lastEventId` parameter of `query`
+ * (the query string with or without its `?`, form-decoded; NULL when none); surrounding
+ * whitespace is trimmed and an empty value means none. `*out_id` receives the id (free
+ * it with sse_string_free), or NULL when there is none. The id is checked when it is
+ * passed to sse_connect_fd / sse_connect_stream.
+ */
+enum sse_status sse_http_last_event_id(const char *header, const char *query, char **out_id);
 
 /**
  * Sends an event to one client. SSE_ERR_NOT_FOUND when no such client is connected.
@@ -439,6 +487,12 @@ enum sse_status sse_disconnect(const struct sse_engine *engine, uint64_t client)
  * Number of connected clients.
  */
 enum sse_status sse_client_count(const struct sse_engine *engine, size_t *out_count);
+
+/**
+ * Whether `client` is connected now (`*out_connected`); answered at once, without
+ * waiting for a reactor (usable from the callback).
+ */
+enum sse_status sse_is_connected(const struct sse_engine *engine, uint64_t client, bool *out_connected);
 
 /**
  * Number of members of `channel` (0 for a channel nobody joined).

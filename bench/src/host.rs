@@ -28,7 +28,6 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::IntoRawFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -489,9 +488,8 @@ impl Host {
                     last_event_id,
                     ..ConnectOptions::default()
                 };
-                let fd = stream.into_raw_fd();
                 engine
-                    .connect_fd(fd, &options)
+                    .connect_fd(stream.into(), &options)
                     .map_err(|e| format!("connect_fd: {e}"))?;
                 Ok(())
             }

@@ -203,8 +203,9 @@ function handOverSocket(native, req, res, input) {
   try {
     id = native.connectFd(handle.fd, input);
   } catch (err) {
-    if (err.code === 'SSE_LIMIT_REACHED') {
-      // The engine answered 503 on its duplicate and closed it: Node lets go too.
+    if (err.fdTaken) {
+      // The engine took its duplicate (a limit: it answered 503 and closed it): Node
+      // lets go too.
       detach(req, res, socket);
     } else if (wasReading && socket._handle === handle) {
       // Nothing happened to the connection: Node keeps it, the app may answer.

@@ -4,16 +4,17 @@
 //! | engine `ErrorKind`             | JavaScript                      | `err.code`             |
 //! |--------------------------------|---------------------------------|------------------------|
 //! | `InvalidArgument`              | `TypeError`                     | `SSE_INVALID_ARGUMENT` |
-//! | `InvalidUtf8`                  | `TypeError`                     | `SSE_INVALID_UTF8`     |
-//! | (a number out of range)        | `RangeError`                    | `SSE_INVALID_ARGUMENT` |
+//! | `OutOfRange` (also a number argument out of its range) | `RangeError` | `SSE_OUT_OF_RANGE` |
 //! | `BadSocket`                    | `Error`                         | `SSE_BAD_SOCKET`       |
 //! | `NotFound`                     | `false` / `null` where the API says so, else `Error` | `SSE_NOT_FOUND` |
 //! | `LimitReached`                 | `Error`                         | `SSE_LIMIT_REACHED`    |
 //! | `ShutDown` (`close()` running) | the quiet answer, see below     | —                      |
 //! | `ShutDown` (`close()` resolved)| `Error`                         | `SSE_SHUT_DOWN`        |
 //! | `Io`                           | `Error`                         | `SSE_IO`               |
-//! | `Panic`, `NullPointer`         | `Error`                         | `SSE_PANIC`, `SSE_NULL_POINTER` |
 //! | (a panic in the binding or the engine) | `Error`                 | `SSE_PANIC`            |
+//!
+//! The JavaScript layer raises `SSE_INVALID_ARGUMENT` (`TypeError`) and
+//! `SSE_INVALID_UTF8` (bytes that are not UTF-8) itself, in `lib/errors.js`.
 //!
 //! Panics: every export runs its body inside [`guard`], which catches a panic and
 //! throws an `Error` with code `SSE_PANIC` and the panic's message, so a panic never
@@ -40,7 +41,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use napi::{Env, JsError, JsRangeError, JsTypeError, Status};
-use sse_engine::{Error, ErrorKind};
+use sse_engine::{Error, ErrorKind, Refused};
 
 /// The `code` of the error a caught panic throws.
 pub(crate) const PANIC_CODE: &str = "SSE_PANIC";
@@ -48,15 +49,13 @@ pub(crate) const PANIC_CODE: &str = "SSE_PANIC";
 /// The stable `code` property of errors of this kind.
 pub(crate) fn code(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::NullPointer => "SSE_NULL_POINTER",
         ErrorKind::InvalidArgument => "SSE_INVALID_ARGUMENT",
-        ErrorKind::InvalidUtf8 => "SSE_INVALID_UTF8",
+        ErrorKind::OutOfRange => "SSE_OUT_OF_RANGE",
         ErrorKind::BadSocket => "SSE_BAD_SOCKET",
         ErrorKind::NotFound => "SSE_NOT_FOUND",
         ErrorKind::LimitReached => "SSE_LIMIT_REACHED",
         ErrorKind::ShutDown => "SSE_SHUT_DOWN",
         ErrorKind::Io => "SSE_IO",
-        ErrorKind::Panic => "SSE_PANIC",
     }
 }
 
@@ -78,17 +77,38 @@ enum Constructor {
 }
 
 fn throw_with(env: &Env, constructor: Constructor, code: &str, message: String) -> napi::Error {
+    throw_value(env, constructor, code, message, |_| {})
+}
+
+/// Builds the exception, lets `decorate` add properties to it, and throws it.
+fn throw_value(
+    env: &Env,
+    constructor: Constructor,
+    code: &str,
+    message: String,
+    decorate: impl FnOnce(napi::sys::napi_value),
+) -> napi::Error {
     let error = napi::Error::new(code.to_string(), message.clone());
     // SAFETY: `env` is the live environment of the current call (we are on the
-    // JavaScript thread, inside a Node-API callback).
+    // JavaScript thread, inside a Node-API callback); the value is thrown in that call.
     unsafe {
-        match constructor {
-            Constructor::Error => JsError::from(error).throw_into(env.raw()),
-            Constructor::TypeError => JsTypeError::from(error).throw_into(env.raw()),
-            Constructor::RangeError => JsRangeError::from(error).throw_into(env.raw()),
-        }
+        let value = match constructor {
+            Constructor::Error => JsError::from(error).into_value(env.raw()),
+            Constructor::TypeError => JsTypeError::from(error).into_value(env.raw()),
+            Constructor::RangeError => JsRangeError::from(error).into_value(env.raw()),
+        };
+        decorate(value);
+        napi::sys::napi_throw(env.raw(), value);
     }
     napi::Error::new(Status::PendingException, message)
+}
+
+fn constructor_of(kind: ErrorKind) -> Constructor {
+    match kind {
+        ErrorKind::InvalidArgument => Constructor::TypeError,
+        ErrorKind::OutOfRange => Constructor::RangeError,
+        _ => Constructor::Error,
+    }
 }
 
 /// The message of a panic's payload (`panic!` gives a `&str` or a `String`).
@@ -145,21 +165,40 @@ fn clear_pending(env: &Env) {
 
 /// Throws `err` as the JavaScript error its kind maps to.
 pub(crate) fn throw(env: &Env, err: Error) -> napi::Error {
-    let constructor = match err.kind() {
-        ErrorKind::InvalidArgument | ErrorKind::InvalidUtf8 => Constructor::TypeError,
-        _ => Constructor::Error,
-    };
-    throw_with(env, constructor, code(err.kind()), message(&err))
+    throw_with(
+        env,
+        constructor_of(err.kind()),
+        code(err.kind()),
+        message(&err),
+    )
+}
+
+/// Throws the error of a refused hand-over with `fdTaken`: `true` when the engine took
+/// the descriptor (a limit: it answered 503 and closed it), so the JavaScript side lets
+/// its socket go; `false` when the connection is untouched and still the host's.
+pub(crate) fn throw_refused(env: &Env, refused: Refused) -> napi::Error {
+    let fd_taken = refused.fd.is_none();
+    let err = refused.error;
+    throw_value(
+        env,
+        constructor_of(err.kind()),
+        code(err.kind()),
+        message(&err),
+        |value| {
+            // SAFETY: as in `throw_value`: the live environment of this call, and
+            // `value` the error object it just made.
+            unsafe {
+                let mut flag = std::ptr::null_mut();
+                napi::sys::napi_get_boolean(env.raw(), fd_taken, &mut flag);
+                napi::sys::napi_set_named_property(env.raw(), value, c"fdTaken".as_ptr(), flag);
+            }
+        },
+    )
 }
 
 /// Throws a `RangeError` for a number argument out of its range.
 pub(crate) fn range(env: &Env, message: impl Into<String>) -> napi::Error {
-    throw_with(
-        env,
-        Constructor::RangeError,
-        code(ErrorKind::InvalidArgument),
-        message.into(),
-    )
+    throw(env, Error::out_of_range(message))
 }
 
 /// Converts an engine result, throwing its error.

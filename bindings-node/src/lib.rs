@@ -16,7 +16,7 @@ mod events;
 mod fault;
 pub mod http;
 
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -24,7 +24,7 @@ use napi::bindgen_prelude::{Buffer, Float64Array, Function};
 use napi::Env;
 use napi_derive::napi;
 use serde_json::Value;
-use sse_engine::{ClientInfo, Engine, ErrorKind};
+use sse_engine::{ClientInfo, Engine};
 
 use closing::CloseFailure;
 use convert::{client_id, ConnectInput, EngineOptions, Js};
@@ -134,7 +134,8 @@ impl NativeEngine {
     }
 
     /// Hands over a connected TCP socket: the engine gets a duplicate of `fd` (the
-    /// caller still closes its own descriptor). Returns the client id.
+    /// caller still closes its own descriptor). Returns the client id; a refusal throws
+    /// with `fdTaken` (see `error::throw_refused`).
     #[napi(catch_unwind)]
     pub fn connect_fd(&self, env: Env, fd: i32, options: ConnectInput) -> napi::Result<f64> {
         error::guard(&env, || {
@@ -146,20 +147,11 @@ impl NativeEngine {
             let dup = dup_cloexec(fd).map_err(|e| {
                 error::throw(&env, sse_engine::Error::io("duplicate the socket", e))
             })?;
-            match engine.connect_fd(dup.as_raw_fd(), &options) {
-                Ok(id) => {
-                    // The engine owns the duplicate now.
-                    let _ = dup.into_raw_fd();
-                    Ok(id as f64)
-                }
-                Err(e) if e.kind() == ErrorKind::LimitReached => {
-                    // The engine answered 503 and closed the duplicate.
-                    let _ = dup.into_raw_fd();
-                    Err(error::throw(&env, e))
-                }
-                // Any other error left the duplicate untouched: dropping it closes it.
-                Err(e) => Err(error::throw(&env, e)),
-            }
+            // A duplicate given back with the refusal is closed when it drops.
+            let id = engine
+                .connect_fd(dup, &options)
+                .map_err(|refused| error::throw_refused(&env, refused))?;
+            Ok(id as f64)
         })
     }
 
@@ -381,6 +373,17 @@ impl NativeEngine {
                 ))
             })?;
             convert::to_js(&env, channels)
+        })
+    }
+
+    /// Whether the client is connected now, answered without waiting for a reactor.
+    #[napi(catch_unwind)]
+    pub fn is_connected(&self, env: Env, client: f64) -> napi::Result<bool> {
+        error::guard(&env, || {
+            let client = client_id(&env, client)?;
+            self.with_engine(&env, |engine| {
+                error::check(&env, engine.is_connected(client))
+            })
         })
     }
 

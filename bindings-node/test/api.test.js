@@ -167,7 +167,10 @@ test('history: configureChannel, closeChannel, removeEmptyChannels', async () =>
 
 test('disconnect ends a client with reason server; unknown ids return false', async () => {
   const [client, id] = await connect('/disc', {});
+  assert.strictEqual(engine.isConnected(id), true);
   assert.strictEqual(engine.disconnect(id), true);
+  // Leaving from the moment disconnect() returned.
+  assert.strictEqual(engine.isConnected(id), false);
   await waitFor(() => client.ended, { what: 'the end of the stream' });
   await waitFor(() => log.find('disconnect', id), { what: 'the disconnect event' });
   assert.strictEqual(log.find('disconnect', id).reason, 'server');
@@ -287,6 +290,7 @@ test('bad input throws TypeError or RangeError naming the argument', () => {
   const rangeError = (fn, pattern) => assert.throws(fn, (err) => {
     assert.ok(err instanceof RangeError, `${err.name}: ${err.message}`);
     assert.match(err.message, pattern);
+    assert.strictEqual(err.code, 'SSE_OUT_OF_RANGE');
     return true;
   });
   typeError(() => engine.send('1', 'x'), /"clientId" argument must be a number/);
@@ -305,8 +309,16 @@ test('bad input throws TypeError or RangeError naming the argument', () => {
   typeError(() => engine.connect({}, {}), /"req" argument/);
   typeError(() => new Engine({ heartbeatMs: '15s' }), /"options.heartbeatMs" argument must be a number/);
   typeError(() => new Engine({ gapEvent: 'bad\nname' }), /event name must not contain CR or LF/);
-  typeError(() => new Engine({ threads: 0 }), /threads must be between 1 and/);
-  typeError(() => new Engine({ maxQueueBytes: 10 }), /max_queue_bytes must be at least/);
+  rangeError(() => new Engine({ threads: 0 }), /threads must be between 1 and/);
+  rangeError(() => new Engine({ maxQueueBytes: 10 }), /max_queue_bytes must be at least/);
+  // Values JSON cannot hold: a cycle, a BigInt (data, metadata, filter).
+  const cyclic = {};
+  cyclic.self = cyclic;
+  typeError(() => engine.broadcast('c', cyclic), /"data" argument cannot be serialized as JSON/);
+  typeError(() => engine.broadcast('c', { n: 10n }), /"data" argument cannot be serialized as JSON: .*BigInt/);
+  typeError(() => engine.broadcast('c', 10n), /"data" argument cannot be serialized as JSON/);
+  typeError(() => engine.setMetadata(1, cyclic), /"metadata" argument cannot be serialized as JSON/);
+  typeError(() => engine.broadcastWhere('c', { n: 1n }, 'x'), /"filter" argument cannot be serialized as JSON/);
   typeError(() => engine.broadcast('c', Buffer.from([0xff, 0xfe])), /not valid UTF-8/, 'SSE_INVALID_UTF8');
   rangeError(() => engine.send(-1, 'x'), /clientId must be a non-negative integer/);
   rangeError(() => engine.send(1.5, 'x'), /clientId must be a non-negative integer/);
@@ -315,6 +327,42 @@ test('bad input throws TypeError or RangeError naming the argument', () => {
   rangeError(() => new Engine({ maxClients: -1 }), /maxClients must be a non-negative integer/);
   rangeError(() => engine.configureChannel('c', { maxEvents: 1.5, maxAgeMs: 1 }), /maxEvents must be/);
   assert.strictEqual(engine.send(123456789, 'x'), false, 'an unknown client id returns false');
+});
+
+test('a refused hand-over says whether the engine took the socket (fdTaken); the engine checks the socket', async () => {
+  const fs = require('node:fs');
+  const net = require('node:net');
+  const limited = new Engine({ heartbeatMs: 0, maxClients: 0 });
+  const n = limited._native;
+  // Not a socket: refused by the engine's one check, the descriptor is untouched.
+  const fd = fs.openSync(__filename, 'r');
+  assert.throws(() => n.connectFd(fd, {}), (err) => {
+    assert.strictEqual(err.code, 'SSE_BAD_SOCKET');
+    assert.match(err.message, /regular file/);
+    assert.strictEqual(err.fdTaken, false);
+    return true;
+  });
+  assert.ok(fs.fstatSync(fd).isFile());
+  fs.closeSync(fd);
+  // A limit: the engine took its duplicate, answered 503 and closed it.
+  const srv = net.createServer();
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise((resolve) => srv.once('connection', resolve));
+  const client = net.connect(srv.address().port, '127.0.0.1');
+  const socket = await accepted;
+  assert.throws(() => n.connectFd(socket._handle.fd, {}), (err) => {
+    assert.strictEqual(err.code, 'SSE_LIMIT_REACHED');
+    assert.strictEqual(err.fdTaken, true);
+    return true;
+  });
+  let answer = '';
+  client.on('data', (chunk) => { answer += chunk; });
+  await waitFor(() => answer.includes('\r\n\r\n'), { what: 'the 503 answer' });
+  assert.match(answer, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+  socket.destroy();
+  client.destroy();
+  srv.close();
+  await limited.close();
 });
 
 test('an unreferenced engine lets the process exit; ref() keeps it alive until close()', () => {

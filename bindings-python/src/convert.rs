@@ -153,6 +153,10 @@ pub fn timeout_arg(value: &Bound<'_, PyAny>) -> PyResult<Duration> {
     seconds("timeout", value)
 }
 
+pub fn optional_timeout_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<Duration>> {
+    optional(value, timeout_arg)
+}
+
 /// A JSON value as the Python object `json.loads` would give.
 pub fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     match value {

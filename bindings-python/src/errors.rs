@@ -2,13 +2,13 @@
 //!
 //! | engine kind                                   | Python exception                  |
 //! |-----------------------------------------------|-----------------------------------|
-//! | `InvalidArgument`, `InvalidUtf8`, `BadSocket`,| `ValueError`                      |
-//! | `NullPointer`                                 |                                   |
+//! | `InvalidArgument`, `OutOfRange`, `BadSocket`  | `ValueError`                      |
 //! | `NotFound`                                    | `ClientNotFoundError` (`LookupError`); the methods the Python API documents as returning `False`/`None` for an unknown client turn it into that value with [`found`] |
 //! | `LimitReached`                                | `LimitReachedError` (`RuntimeError`) |
 //! | `ShutDown`                                    | `EngineClosedError` (`RuntimeError`) |
 //! | `Io`                                          | `OSError`                         |
-//! | `Panic`                                       | `RuntimeError`                    |
+//!
+//! A panic in the binding or the engine becomes PyO3's `PanicException`.
 //!
 //! The message is the engine's, which names the offending argument.
 //!
@@ -18,13 +18,16 @@
 //! `ValueError`, a value of the wrong type raises `TypeError`; both name the argument
 //! and chain the conversion's own error as `__cause__`.
 
+use std::os::fd::IntoRawFd;
+
 use pyo3::create_exception;
 use pyo3::exceptions::{
     PyLookupError, PyOSError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::PyErr;
-use sse_engine::{Error, ErrorKind};
+
+use sse_engine::{Error, ErrorKind, Refused};
 
 create_exception!(
     sse_engine._native,
@@ -49,16 +52,32 @@ create_exception!(
 pub fn to_py(error: Error) -> PyErr {
     let message = error.message().to_owned();
     match error.kind() {
-        ErrorKind::InvalidArgument
-        | ErrorKind::InvalidUtf8
-        | ErrorKind::BadSocket
-        | ErrorKind::NullPointer => PyValueError::new_err(message),
+        ErrorKind::InvalidArgument | ErrorKind::OutOfRange | ErrorKind::BadSocket => {
+            PyValueError::new_err(message)
+        }
         ErrorKind::NotFound => ClientNotFoundError::new_err(message),
         ErrorKind::LimitReached => LimitReachedError::new_err(message),
         ErrorKind::ShutDown => EngineClosedError::new_err(message),
         ErrorKind::Io => PyOSError::new_err(message),
-        ErrorKind::Panic => PyRuntimeError::new_err(format!("internal error: {message}")),
     }
+}
+
+/// The exception of a refused hand-over, with `fd_taken`: `True` when the engine took
+/// the descriptor (a limit refused the client: it answered 503 and closed it), `False`
+/// when the descriptor is untouched and still the caller's (released here unclosed).
+pub fn refused_to_py(py: Python<'_>, refused: Refused) -> PyErr {
+    let fd_taken = match refused.fd {
+        None => true,
+        Some(fd) => {
+            let _ = fd.into_raw_fd();
+            false
+        }
+    };
+    let error = to_py(refused.error);
+    if let Err(e) = error.value(py).setattr("fd_taken", fd_taken) {
+        return e;
+    }
+    error
 }
 
 /// Longest `repr` of a bad value quoted in a message.

@@ -12,11 +12,12 @@
 mod convert;
 mod errors;
 
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use sse_engine::{ConnectOptions, DisconnectReason, Engine, Event, HistoryLimits, LifecycleEvent};
@@ -92,7 +93,16 @@ impl NativeEngine {
             retry,
             head_sent,
         };
-        py.detach(|| self.engine.connect_fd(fd, &options)).py_err()
+        if fd < 0 {
+            return Err(PyValueError::new_err(format!("fd must be >= 0, got {fd}")));
+        }
+        // SAFETY: the Python API gives `fd` up for this call (`Engine.connect`'s
+        // contract). A refusal that leaves it with the caller gives it back and it is
+        // released unclosed below, so nothing is closed that the caller did not give
+        // up; one that is not open is refused by the engine's check before any use.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        py.detach(|| self.engine.connect_fd(fd, &options))
+            .map_err(|refused| errors::refused_to_py(py, refused))
     }
 
     /// Registers a stream-mode client (the host writes the bytes); returns its id.
@@ -429,15 +439,34 @@ impl NativeEngine {
     /// Stops taking clients, optionally sends a last event to everyone, flushes for up
     /// to `timeout` seconds, closes every client and stops the reactor threads.
     #[pyo3(signature = (timeout, last=None))]
-    fn shutdown(
+    fn begin_shutdown(
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = convert::timeout_arg)] timeout: Duration,
         last: Option<LastEvent>,
     ) -> PyResult<()> {
         let last = last.map(|(data, name, id, retry)| event(data, name, id, retry));
-        py.detach(|| self.engine.shutdown_with(timeout, last.as_ref()))
+        py.detach(|| self.engine.begin_shutdown(timeout, last.as_ref()))
             .py_err()
+    }
+
+    /// Waits for a begun shutdown at most `timeout` seconds (`None`: until done); True
+    /// when the engine's threads stopped.
+    #[pyo3(signature = (timeout))]
+    fn wait_shutdown(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = convert::optional_timeout_arg)] timeout: Option<Duration>,
+    ) -> PyResult<bool> {
+        py.detach(|| self.engine.wait_shutdown(timeout)).py_err()
+    }
+
+    fn is_connected(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = convert::client_arg)] client: u64,
+    ) -> PyResult<bool> {
+        py.detach(|| self.engine.is_connected(client)).py_err()
     }
 }
 

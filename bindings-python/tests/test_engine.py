@@ -92,8 +92,9 @@ def test_limit_reached_answers_503_and_takes_the_socket():
     with sse_engine.Engine(max_clients=1, heartbeat=None, busy_retry_after=7) as engine:
         first = connect(engine)
         server, client = tcp_pair()
-        with pytest.raises(sse_engine.LimitReachedError):
+        with pytest.raises(sse_engine.LimitReachedError) as refused:
             engine.connect(server)
+        assert refused.value.fd_taken is True
         assert server.fileno() == -1
         client.settimeout(5)
         answer = b""
@@ -503,30 +504,35 @@ def test_bad_sockets_are_refused_with_clear_errors(engine, tmp_path):
     server.close()
     with pytest.raises(ValueError, match="closed"):
         engine.connect(server)
-    # listening
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        with pytest.raises(ValueError, match="listening"):
-            engine.connect(listener)
-    # UDP and Unix
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        with pytest.raises(ValueError, match="SOCK_DGRAM"):
-            engine.connect(udp)
+    # The engine checks the socket (the binding does not check it again); a refusal
+    # leaves it as it was, in both takeover modes.
     a, b = socket.socketpair()
-    with pytest.raises(ValueError, match="AF_UNIX"):
-        engine.connect(a)
-    a.close()
-    b.close()
-    # not connected
-    with socket.socket() as fresh:
-        with pytest.raises(ValueError, match="not connected"):
-            engine.connect(fresh)
-        assert fresh.fileno() != -1  # left as it was
-    # int fds that are no sockets
+    for takeover in ("detach", "swap"):
+        for sock, message in [
+            (socket.create_server(("127.0.0.1", 0)), "listening"),
+            (socket.socket(socket.AF_INET, socket.SOCK_DGRAM), "not a stream"),
+            (a, "not a TCP/IP socket"),
+            (socket.socket(), "not connected"),
+        ]:
+            fd = sock.fileno()
+            with pytest.raises(ValueError, match=message) as refused:
+                engine.connect(sock, takeover=takeover)
+            assert refused.value.fd_taken is False
+            assert sock.fileno() == fd
+            os.fstat(fd)  # still open
+            assert sock.getsockname() is not None
+            if sock is not a:
+                sock.close()
+    for sock in (a, b):
+        sock.close()
+    # int fds that are no sockets: still open, the caller's
     path = tmp_path / "f"
     path.write_text("x")
     with open(path) as f:
-        with pytest.raises(ValueError, match="regular file"):
+        with pytest.raises(ValueError, match="regular file") as refused:
             engine.connect(f.fileno())
+        assert refused.value.fd_taken is False
+        assert f.read() == "x"
     with pytest.raises(ValueError):
         engine.connect(-1)
     # bad takeover mode
@@ -743,6 +749,50 @@ def test_slow_client_is_dropped_with_bounded_memory():
         wait_for(lambda: reasons == ["slow"], what="the slow client to be dropped")
         assert engine.stats()["queue_high_water"] <= 64 * 1024 + 8192 + 64
         client.close()
+
+
+def test_is_connected_answers_from_the_directory(engine):
+    cid, raw = connect(engine)
+    assert engine.is_connected(cid) is True
+    assert engine.disconnect(cid) is True
+    assert engine.is_connected(cid) is False  # leaving from the moment disconnect returned
+    assert engine.is_connected(cid + 1000) is False
+    with pytest.raises(ValueError):
+        engine.is_connected(-1)
+
+
+def test_a_signal_during_close_interrupts_the_wait_and_the_engine_still_closes():
+    import signal
+
+    reasons = []
+    engine = sse_engine.Engine(heartbeat=None, on_disconnect=lambda c, r: reasons.append(r))
+    server, client = tcp_pair()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    engine.connect(server, channels=["big"])
+    for _ in range(32):  # 256 KiB that nobody reads: the flush lasts until the deadline
+        engine.broadcast("big", "x" * 8192)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    began = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            engine.close(timeout=2.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    # The interrupt reached the caller during the wait, not after the 2 s flush...
+    assert time.monotonic() - began < 1.5
+    assert engine.closed
+    # ...and the engine finishes closing on its own.
+    with pytest.raises(sse_engine.EngineClosedError):
+        engine.broadcast("big", "late")
+    wait_for(lambda: reasons == ["shutdown"], timeout=5, what="the shutdown disconnect")
+    client.close()
 
 
 def test_close_from_inside_a_callback():

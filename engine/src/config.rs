@@ -79,29 +79,29 @@ impl Default for Config {
 impl Config {
     pub(crate) fn validate(&self) -> Result<()> {
         if self.threads == 0 || self.threads > MAX_THREADS {
-            return Err(Error::invalid(format!(
+            return Err(Error::out_of_range(format!(
                 "threads must be between 1 and {MAX_THREADS}, got {}",
                 self.threads
             )));
         }
         if self.heartbeat == Some(Duration::ZERO) {
-            return Err(Error::invalid(
+            return Err(Error::out_of_range(
                 "heartbeat interval must be positive (use None to turn heartbeats off)",
             ));
         }
         if self.write_timeout == Some(Duration::ZERO) {
-            return Err(Error::invalid(
+            return Err(Error::out_of_range(
                 "write timeout must be positive (use None for no timeout)",
             ));
         }
         if self.max_replay == 0 {
-            return Err(Error::invalid("max_replay must be at least 1"));
+            return Err(Error::out_of_range("max_replay must be at least 1"));
         }
         if let Some(name) = &self.gap_event {
             Event::new("").named(name.as_str()).validate()?;
         }
         if self.max_queue_bytes < MIN_QUEUE_BYTES {
-            return Err(Error::invalid(format!(
+            return Err(Error::out_of_range(format!(
                 "max_queue_bytes must be at least {MIN_QUEUE_BYTES}, got {}",
                 self.max_queue_bytes
             )));

@@ -1,48 +1,42 @@
 //! The engine's one error type.
 //!
-//! Every fallible call returns [`Error`]. Its [`ErrorKind`] carries the stable
-//! numeric code that the C API returns as `sse_status` (the FFI crate maps the
-//! kind to its enum in one place); codes are never renumbered.
+//! Every fallible call returns [`Error`]: an [`ErrorKind`] and a message naming the
+//! offending argument. Each binding maps the kinds to its language once (the C status
+//! codes live in the FFI crate).
 
 use std::fmt;
 
-/// What went wrong, as a stable category. The discriminants are the C status codes.
+/// What went wrong, as a stable category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u32)]
 pub enum ErrorKind {
-    /// A required pointer was NULL (C API only).
-    NullPointer = 1,
     /// An argument is malformed: a newline in an event name, an empty channel, bad JSON...
-    InvalidArgument = 2,
-    /// A string argument is not valid UTF-8.
-    InvalidUtf8 = 3,
+    InvalidArgument,
+    /// A number is outside the range its argument allows (threads, a timeout of zero,
+    /// a queue limit below the minimum...).
+    OutOfRange,
     /// The file descriptor is not a connected stream socket the engine can own.
-    BadSocket = 4,
+    BadSocket,
     /// No client with that id is connected.
-    NotFound = 5,
+    NotFound,
     /// A configured limit (max clients, max clients per channel) refused the request.
-    LimitReached = 6,
+    LimitReached,
     /// The engine is shut down (or shutting down) and takes no more calls.
-    ShutDown = 7,
+    ShutDown,
     /// An operating-system call failed.
-    Io = 8,
-    /// A panic was caught at the API boundary (a bug in the engine).
-    Panic = 9,
+    Io,
 }
 
 impl ErrorKind {
     /// A short, stable, human-readable name of the kind.
     pub fn as_str(self) -> &'static str {
         match self {
-            ErrorKind::NullPointer => "null pointer",
             ErrorKind::InvalidArgument => "invalid argument",
-            ErrorKind::InvalidUtf8 => "invalid UTF-8",
+            ErrorKind::OutOfRange => "out of range",
             ErrorKind::BadSocket => "bad socket",
             ErrorKind::NotFound => "not found",
             ErrorKind::LimitReached => "limit reached",
             ErrorKind::ShutDown => "shut down",
             ErrorKind::Io => "I/O error",
-            ErrorKind::Panic => "internal panic",
         }
     }
 }
@@ -64,6 +58,10 @@ impl Error {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    pub fn out_of_range(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::OutOfRange, message)
     }
 
     pub fn not_found(client: u64) -> Self {

@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! use sse_engine::{Config, ConnectOptions, Engine, Event};
-//! # fn accepted_fd() -> std::os::fd::RawFd { unimplemented!() }
+//! # fn accepted_fd() -> std::os::fd::OwnedFd { unimplemented!() }
 //! let engine = Engine::start(Config::default())?;
 //! let options = ConnectOptions { channels: vec!["news".into()], ..Default::default() };
 //! let client = engine.connect_fd(accepted_fd(), &options)?;
@@ -39,7 +39,7 @@ mod sys;
 
 pub use config::{Config, ConnectOptions, MAX_THREADS, MIN_QUEUE_BYTES};
 pub use directory::ChannelInfo;
-pub use engine::{Engine, DROP_FLUSH_DEADLINE};
+pub use engine::{Engine, Refused, DROP_FLUSH_DEADLINE};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{
     validate_channel, validate_event_id, validate_user, Event, MAX_ID_LEN, MAX_NAME_LEN,

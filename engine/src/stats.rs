@@ -74,7 +74,8 @@ pub struct Stats {
     pub write_calls: u64,
     /// Heartbeat comments queued.
     pub heartbeats: u64,
-    /// The most bytes any one client has had queued.
+    /// The most bytes any one client has had queued at once since the engine started
+    /// (its queue just before a write; it only grows).
     pub queue_high_water: u64,
     /// Events sent from history to reconnecting clients.
     pub events_replayed: u64,

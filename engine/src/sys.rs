@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::mem::{self, MaybeUninit};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -122,12 +122,9 @@ pub(crate) enum SocketId {
 }
 
 /// Checks that `fd` is an open, connected TCP socket, without changing anything about it.
-pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<SocketId> {
-    if fd < 0 {
-        return Err(bad_socket(format!(
-            "fd {fd} is not a valid file descriptor"
-        )));
-    }
+/// This is the one check of a handed-over descriptor: bindings do not repeat it.
+pub(crate) fn check_tcp_socket(fd: BorrowedFd<'_>) -> Result<SocketId> {
+    let fd = fd.as_raw_fd();
     let mut stat = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `stat` is a valid out-pointer for one `struct stat`; fstat only reads `fd`.
     if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } != 0 {
@@ -176,15 +173,11 @@ pub(crate) fn check_tcp_socket(fd: RawFd) -> Result<SocketId> {
     })
 }
 
-/// Takes ownership of a socket that passed [`check_tcp_socket`], as a non-blocking TCP
-/// stream with TCP_NODELAY and, with a `write_timeout`, dead-peer detection tied to it
-/// ([`detect_dead_peer`]). The caller must own `fd` and give it up: the API contract
-/// says the engine owns the descriptor from here on.
-pub(crate) fn own_tcp_socket(fd: RawFd, write_timeout: Option<Duration>) -> std::net::TcpStream {
-    // SAFETY: `fd` is an open, connected TCP socket (checked by `check_tcp_socket` just
-    // before, under the same call), and the API contract transfers its ownership to the
-    // engine at this point: nobody else closes it from here on.
-    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+/// Makes a socket that passed [`check_tcp_socket`] a non-blocking TCP stream with
+/// TCP_NODELAY and, with a `write_timeout`, dead-peer detection tied to it
+/// ([`detect_dead_peer`]).
+pub(crate) fn own_tcp_socket(fd: OwnedFd, write_timeout: Option<Duration>) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::from(fd);
     // Neither can fail on a valid TCP socket; were one to, the stream still works (a
     // blocking socket stays correct because every send uses MSG_DONTWAIT and reads stop
     // at the first short read).
@@ -193,7 +186,7 @@ pub(crate) fn own_tcp_socket(fd: RawFd, write_timeout: Option<Duration>) -> std:
     if let Some(timeout) = write_timeout {
         // Without it a vanished peer is only found by TCP's own retransmission limit
         // (about 15 minutes) or a full buffer.
-        detect_dead_peer(fd, timeout);
+        detect_dead_peer(stream.as_raw_fd(), timeout);
     }
     stream
 }

@@ -3,8 +3,8 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, IntoRawFd};
-use std::time::Duration;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use common::*;
 use sse_engine::{
@@ -251,11 +251,12 @@ fn limits_refuse_with_503_and_retry_after() {
     .unwrap();
     let (_a, a) = connect(&engine, &channels(&["room"])).unwrap();
     let (client, server) = socket_pair();
-    // Refused by a limit: the engine owns the fd now (it answered and closed it).
-    let err = engine
-        .connect_fd(server.into_raw_fd(), &channels(&["room"]))
+    // Refused by a limit: the engine took the fd (it answered and closed it).
+    let refused = engine
+        .connect_fd(server.into(), &channels(&["room"]))
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::LimitReached, "{err}");
+    assert_eq!(refused.error.kind(), ErrorKind::LimitReached, "{refused}");
+    assert!(refused.fd.is_none());
     let mut answer = String::new();
     SseClient::new(client)
         .reader
@@ -320,9 +321,16 @@ fn calls_after_shutdown_fail_and_shutdown_twice_fails() {
     let ev = Event::new("x");
     let (_client, server) = socket_pair();
     let fd = server.as_raw_fd();
+    let refused = engine
+        .connect_fd(server.into(), &ConnectOptions::default())
+        .unwrap_err();
+    // The refused fd comes back, open.
+    let server = refused.fd.expect("the caller keeps the fd");
+    assert_eq!(server.as_raw_fd(), fd);
+    assert!(fd_is_open(fd));
     let results = [
         engine.shutdown(Duration::ZERO).map(|_| 0),
-        engine.connect_fd(fd, &ConnectOptions::default()).map(|_| 0),
+        Err(refused.error),
         engine.send_to_client(id, &ev),
         engine.send_to_user("u", &ev),
         engine.broadcast("a", &ev),
@@ -337,48 +345,48 @@ fn calls_after_shutdown_fail_and_shutdown_twice_fails() {
     for r in results {
         assert_eq!(r.unwrap_err().kind(), ErrorKind::ShutDown);
     }
-    // The refused fd is still ours and open.
-    assert!(fd_is_open(server.as_raw_fd()));
+    drop(server);
 }
 
 fn fd_is_open(fd: i32) -> bool {
     std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok()
 }
 
+/// Hands `fd` over, expects a refusal of `kind` that gives the same descriptor back open.
+fn expect_refused_and_returned(
+    engine: &Engine,
+    fd: OwnedFd,
+    options: &ConnectOptions,
+    kind: ErrorKind,
+) -> OwnedFd {
+    let number = fd.as_raw_fd();
+    let refused = engine.connect_fd(fd, options).unwrap_err();
+    assert_eq!(refused.error.kind(), kind, "{refused}");
+    let fd = refused.fd.expect("the refusal gives the fd back");
+    assert_eq!(fd.as_raw_fd(), number);
+    assert!(fd_is_open(number));
+    fd
+}
+
 #[test]
-fn bad_sockets_are_refused_and_left_to_the_caller() {
+fn bad_sockets_are_refused_and_given_back() {
     let engine = Engine::start(quiet()).unwrap();
     let opts = ConnectOptions::default();
-    let kind = |fd| engine.connect_fd(fd, &opts).unwrap_err().kind();
-    assert_eq!(kind(-1), ErrorKind::BadSocket);
-
-    let file = std::fs::File::open("/proc/self/status").unwrap();
-    assert_eq!(kind(file.as_raw_fd()), ErrorKind::BadSocket);
+    let refuse = |fd: OwnedFd| {
+        expect_refused_and_returned(&engine, fd, &opts, ErrorKind::BadSocket);
+    };
+    refuse(std::fs::File::open("/proc/self/status").unwrap().into());
     let (reader, writer) = std::io::pipe().unwrap();
-    assert_eq!(kind(reader.as_raw_fd()), ErrorKind::BadSocket);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    assert_eq!(kind(listener.as_raw_fd()), ErrorKind::BadSocket);
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    assert_eq!(kind(udp.as_raw_fd()), ErrorKind::BadSocket);
+    refuse(reader.into());
+    refuse(writer.into());
+    refuse(std::net::TcpListener::bind("127.0.0.1:0").unwrap().into());
+    refuse(std::net::UdpSocket::bind("127.0.0.1:0").unwrap().into());
     let (unix, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
-    assert_eq!(kind(unix.as_raw_fd()), ErrorKind::BadSocket);
-    // A descriptor number nothing has open (the process limit is 20,000).
-    assert!(!fd_is_open(19_999));
-    assert_eq!(kind(19_999), ErrorKind::BadSocket);
-    // Still ours: all of them can be used after the refusal.
-    for fd in [
-        file.as_raw_fd(),
-        reader.as_raw_fd(),
-        listener.as_raw_fd(),
-        unix.as_raw_fd(),
-    ] {
-        assert!(fd_is_open(fd));
-    }
-    drop(writer);
+    refuse(unix.into());
 
-    // Bad options leave a good socket with the caller too.
+    // Bad options give a good socket back too.
     let (_client, server) = socket_pair();
-    let fd = server.as_raw_fd();
+    let mut fd = OwnedFd::from(server);
     for bad in [
         channels(&[""]),
         ConnectOptions {
@@ -402,13 +410,9 @@ fn bad_sockets_are_refused_and_left_to_the_caller() {
             ..Default::default()
         },
     ] {
-        assert_eq!(
-            engine.connect_fd(fd, &bad).unwrap_err().kind(),
-            ErrorKind::InvalidArgument
-        );
-        assert!(fd_is_open(fd));
+        fd = expect_refused_and_returned(&engine, fd, &bad, ErrorKind::InvalidArgument);
     }
-    assert!(engine.connect_fd(server.into_raw_fd(), &opts).is_ok());
+    assert!(engine.connect_fd(fd, &opts).is_ok());
 }
 
 #[test]
@@ -515,16 +519,18 @@ fn stall(engine: &Engine, client: &SseClient, id: sse_engine::ClientId) -> bool 
     socket2::SockRef::from(client.stream())
         .set_recv_buffer_size(4096)
         .unwrap();
-    // Fill the socket buffers until the engine has to queue (the high-water mark only
-    // moves for a blocked client), then stop: well below the 1 MiB queue limit.
+    // Fill the socket buffers until the engine has to keep bytes queued (more than one
+    // chunk: a client that reads has its queue written at once), then stop: well below
+    // the 1 MiB queue limit.
     let chunk = Event::new("y".repeat(8 * 1024));
     for _ in 0..2000 {
         match engine.send_to_client(id, &chunk) {
             Err(e) if e.kind() == ErrorKind::NotFound => return false,
             result => result.unwrap(),
         };
-        if engine.stats().queue_high_water > 0 {
-            return true;
+        match engine.get_client(id) {
+            Ok(info) if info.queued_bytes > 2 * 8 * 1024 => return true,
+            _ => {}
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -563,6 +569,54 @@ fn a_client_stalled_during_a_long_shutdown_leaves_with_reason_shutdown() {
     engine.shutdown(Duration::from_secs(3600)).unwrap();
     events.wait_disconnect(id, DisconnectReason::Shutdown);
     assert_eq!(engine.stats().disconnects_by(DisconnectReason::Timeout), 0);
+    drop(stalled);
+}
+
+#[test]
+fn begin_shutdown_returns_at_once_and_wait_shutdown_waits_for_the_flush() {
+    let engine = Engine::start(quiet()).unwrap();
+    let events = Recorder::install(&engine);
+    assert_eq!(
+        engine.wait_shutdown(None).unwrap_err().kind(),
+        ErrorKind::InvalidArgument,
+        "nothing to wait for before a shutdown began"
+    );
+    let (stalled, id) = connect(&engine, &ConnectOptions::default()).unwrap();
+    assert!(stall(&engine, &stalled, id), "the client left early");
+    let began = Instant::now();
+    engine
+        .begin_shutdown(Duration::from_millis(600), Some(&Event::new("bye")))
+        .unwrap();
+    assert!(
+        began.elapsed() < Duration::from_millis(300),
+        "begin_shutdown waited"
+    );
+    // From here the engine takes no calls, while its reactor still tries to flush.
+    assert_eq!(
+        engine.broadcast_all(&Event::new("x")).unwrap_err().kind(),
+        ErrorKind::ShutDown
+    );
+    assert_eq!(
+        engine
+            .begin_shutdown(Duration::ZERO, None)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::ShutDown
+    );
+    assert!(!engine
+        .wait_shutdown(Some(Duration::from_millis(50)))
+        .unwrap());
+    assert!(engine.wait_shutdown(None).unwrap());
+    assert!(
+        began.elapsed() >= Duration::from_millis(600),
+        "the flush deadline was cut short"
+    );
+    // Stopped: the client's last event was delivered before the wait returned.
+    assert!(events.events().contains(&LifecycleEvent::Disconnected {
+        client: id,
+        reason: DisconnectReason::Shutdown
+    }));
+    assert!(engine.wait_shutdown(Some(Duration::ZERO)).unwrap());
     drop(stalled);
 }
 
@@ -616,17 +670,14 @@ fn a_removed_handler_is_not_called_after_set_event_handler_returns() {
 }
 
 #[test]
-fn an_fd_handed_over_twice_is_refused_and_reusable_after_close() {
+fn an_fd_number_is_reusable_after_the_engine_closed_it() {
     let engine = Engine::start(quiet()).unwrap();
     let events = Recorder::install(&engine);
     let (mut client, server) = socket_pair();
-    let fd = server.into_raw_fd();
-    let id = engine.connect_fd(fd, &ConnectOptions::default()).unwrap();
-    let err = engine
-        .connect_fd(fd, &ConnectOptions::default())
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::BadSocket, "{err}");
-    // The first hand-over is unharmed.
+    let fd = server.as_raw_fd();
+    let id = engine
+        .connect_fd(server.into(), &ConnectOptions::default())
+        .unwrap();
     let mut sse = SseClient::new(client.try_clone().unwrap());
     sse.read_head();
     engine.send_to_client(id, &Event::new("ok")).unwrap();
@@ -648,7 +699,7 @@ fn an_fd_handed_over_twice_is_refused_and_reusable_after_close() {
     }
     if let Some((_c, s)) = reused {
         engine
-            .connect_fd(s.into_raw_fd(), &ConnectOptions::default())
+            .connect_fd(s.into(), &ConnectOptions::default())
             .unwrap();
     }
 }
@@ -661,13 +712,15 @@ fn a_duplicate_of_a_handed_over_socket_is_refused() {
     // The host keeps a duplicate (dup, F_DUPFD, a descriptor passed over a Unix socket).
     let duplicate = server.try_clone().unwrap();
     let id = engine
-        .connect_fd(server.into_raw_fd(), &ConnectOptions::default())
+        .connect_fd(server.into(), &ConnectOptions::default())
         .unwrap();
-    let err = engine
-        .connect_fd(duplicate.as_raw_fd(), &ConnectOptions::default())
+    let refused = engine
+        .connect_fd(duplicate.into(), &ConnectOptions::default())
         .unwrap_err();
+    let err = &refused.error;
     assert_eq!(err.kind(), ErrorKind::BadSocket, "{err}");
     assert!(err.message().contains("already owns"), "{err}");
+    let duplicate = refused.fd.expect("the duplicate comes back");
     assert_eq!(engine.client_count().unwrap(), 1);
     // The peer got one response head, and the stream goes on.
     let mut sse = SseClient::new(client);
@@ -681,6 +734,44 @@ fn a_duplicate_of_a_handed_over_socket_is_refused() {
     engine.disconnect(id).unwrap();
     events.wait_disconnect(id, DisconnectReason::Server);
     engine
-        .connect_fd(duplicate.into_raw_fd(), &ConnectOptions::default())
+        .connect_fd(duplicate, &ConnectOptions::default())
         .unwrap();
+}
+
+#[test]
+fn numbers_outside_their_range_are_out_of_range_and_malformed_values_invalid() {
+    let kind = |config: Config| Engine::start(config).err().map(|e| e.kind());
+    for bad in [
+        Config {
+            threads: 0,
+            ..quiet()
+        },
+        Config {
+            threads: sse_engine::MAX_THREADS + 1,
+            ..quiet()
+        },
+        Config {
+            heartbeat: Some(Duration::ZERO),
+            ..quiet()
+        },
+        Config {
+            write_timeout: Some(Duration::ZERO),
+            ..quiet()
+        },
+        Config {
+            max_queue_bytes: sse_engine::MIN_QUEUE_BYTES - 1,
+            ..quiet()
+        },
+        Config {
+            max_replay: 0,
+            ..quiet()
+        },
+    ] {
+        assert_eq!(kind(bad), Some(ErrorKind::OutOfRange));
+    }
+    let bad_name = Config {
+        gap_event: Some("a\nb".into()),
+        ..quiet()
+    };
+    assert_eq!(kind(bad_name), Some(ErrorKind::InvalidArgument));
 }

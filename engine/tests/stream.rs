@@ -247,7 +247,7 @@ fn stream_mode_refuses_bad_input_and_limits() {
     let id = engine.connect_stream(&ConnectOptions::default()).unwrap();
     assert_eq!(
         engine.take_stream(id, 0).unwrap_err().kind(),
-        ErrorKind::InvalidArgument
+        ErrorKind::OutOfRange
     );
     let err = engine
         .connect_stream(&ConnectOptions::default())

@@ -109,13 +109,13 @@ pub extern "C" fn sse_set_event_callback(
     call(|| {
         let e = engine_of(engine)?;
         let Some(callback) = callback else {
-            return e.set_event_handler(None);
+            return Ok(e.set_event_handler(None)?);
         };
         let c = CCallback {
             callback,
             user_data,
         };
-        e.set_event_handler(Some(Arc::new(move |event: &LifecycleEvent| {
+        let handler = Arc::new(move |event: &LifecycleEvent| {
             let value = match *event {
                 LifecycleEvent::Connected { client } => sse_lifecycle_event {
                     kind: sse_lifecycle_kind::SSE_CONNECTED,
@@ -139,6 +139,7 @@ pub extern "C" fn sse_set_event_callback(
                 },
             };
             c.invoke(&value);
-        })))
+        });
+        Ok(e.set_event_handler(Some(handler))?)
     })
 }

@@ -4,10 +4,10 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use ::sse_engine::{Config, Error, HistoryLimits};
+use ::sse_engine::{Config, HistoryLimits};
 
 use crate::convert::{opt_arg, opt_text, out};
-use crate::status::{call, sse_status};
+use crate::status::{call, sse_status, Failure};
 
 /// Engine settings. Fill with sse_config_init, then change what you need.
 #[repr(C)]
@@ -71,7 +71,7 @@ pub extern "C" fn sse_config_init(config: *mut sse_config) -> sse_status {
 }
 
 /// The engine's `Config` for `config` (NULL = the defaults).
-pub(crate) fn config_of(config: *const sse_config) -> Result<Config, Error> {
+pub(crate) fn config_of(config: *const sse_config) -> Result<Config, Failure> {
     Ok(match opt_arg(config) {
         None => Config::default(),
         Some(c) => Config {

@@ -3,12 +3,13 @@
 //! writes (`sse_connect_stream`, `sse_stream_take`, `sse_stream_close`).
 
 use std::ffi::{c_char, c_int};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
-use ::sse_engine::{ConnectOptions, Error};
+use ::sse_engine::ConnectOptions;
 
 use crate::convert::{opt_arg, opt_text, out, required, slice, text};
 use crate::engine::{engine_of, sse_engine};
-use crate::status::{call, sse_status};
+use crate::status::{call, sse_status, Failure};
 
 /// One response header.
 #[repr(C)]
@@ -68,7 +69,20 @@ pub extern "C" fn sse_connect_fd(
             Some(o) => connect_options(o)?,
         };
         required(out_client, "out_client")?;
-        let id = e.connect_fd(fd, &options)?;
+        if fd < 0 {
+            let message = format!("fd {fd} is not a valid file descriptor");
+            return Err(Failure::new(sse_status::SSE_ERR_BAD_SOCKET, message));
+        }
+        // SAFETY: the caller gives `fd` up for this call (the contract above). When the
+        // engine refuses it untouched it comes back and is released unclosed below, so
+        // no descriptor is ever closed here that the caller did not give up; one that
+        // is not open is refused by the engine's check before any use.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let id = e.connect_fd(fd, &options).map_err(|refused| {
+            // Still the caller's: not closed.
+            let _ = refused.fd.map(IntoRawFd::into_raw_fd);
+            refused.error
+        })?;
         out(out_client, id, "out_client")
     })
 }
@@ -76,11 +90,11 @@ pub extern "C" fn sse_connect_fd(
 /// Registers a stream-mode client, for a connection whose socket cannot be handed over
 /// (TLS terminated in your server, HTTP/2). The engine keeps its state (channels,
 /// history and replay, heartbeats, limits, timeouts); you write its bytes: write the
-/// response head yourself (200, `Content-Type: text/event-stream`, `Cache-Control:
-/// no-cache`), then on each SSE_READABLE call sse_stream_take and write what it gives;
-/// when the connection ends call sse_stream_close; on SSE_DISCONNECTED end the
-/// response. `options->headers` must be empty and `head_sent` is implied. A limit
-/// gives SSE_ERR_LIMIT_REACHED (answer 503 yourself).
+/// response head sse_http_stream_head gives, then on each SSE_READABLE call
+/// sse_stream_take and write what it gives; when the connection ends call
+/// sse_stream_close; on SSE_DISCONNECTED end the response. `options->headers` must be
+/// empty and `head_sent` is implied. A limit gives SSE_ERR_LIMIT_REACHED: answer with
+/// sse_http_busy_answer.
 #[no_mangle]
 pub extern "C" fn sse_connect_stream(
     engine: *const sse_engine,
@@ -129,15 +143,31 @@ pub extern "C" fn sse_stream_take(
 /// SSE_REASON_CLOSED. SSE_ERR_NOT_FOUND for an unknown client.
 #[no_mangle]
 pub extern "C" fn sse_stream_close(engine: *const sse_engine, client: u64) -> sse_status {
-    call(|| engine_of(engine)?.close_stream(client))
+    call(|| Ok(engine_of(engine)?.close_stream(client)?))
 }
 
-fn connect_options(o: &sse_connect_options) -> Result<ConnectOptions, Error> {
+fn connect_options(o: &sse_connect_options) -> Result<ConnectOptions, Failure> {
     let channels = slice(o.channels, o.channels_len, "channels")?
         .iter()
         .map(|&c| text(c, "channel name").map(str::to_owned))
         .collect::<Result<Vec<_>, _>>()?;
-    let headers = slice(o.headers, o.headers_len, "headers")?
+    Ok(ConnectOptions {
+        channels,
+        user: opt_text(o.user, "user")?.map(str::to_owned),
+        metadata: opt_text(o.metadata_json, "metadata_json")?.map(str::to_owned),
+        headers: headers_of(o.headers, o.headers_len)?,
+        last_event_id: opt_text(o.last_event_id, "last_event_id")?.map(str::to_owned),
+        retry: (o.retry_ms != 0).then_some(u64::from(o.retry_ms)),
+        head_sent: o.head_sent,
+    })
+}
+
+/// `len` C headers as (name, value) pairs.
+pub(crate) fn headers_of(
+    headers: *const sse_header,
+    len: usize,
+) -> Result<Vec<(String, String)>, Failure> {
+    slice(headers, len, "headers")?
         .iter()
         .map(|h| {
             Ok((
@@ -145,14 +175,5 @@ fn connect_options(o: &sse_connect_options) -> Result<ConnectOptions, Error> {
                 text(h.value, "header value")?.to_owned(),
             ))
         })
-        .collect::<Result<Vec<_>, Error>>()?;
-    Ok(ConnectOptions {
-        channels,
-        user: opt_text(o.user, "user")?.map(str::to_owned),
-        metadata: opt_text(o.metadata_json, "metadata_json")?.map(str::to_owned),
-        headers,
-        last_event_id: opt_text(o.last_event_id, "last_event_id")?.map(str::to_owned),
-        retry: (o.retry_ms != 0).then_some(u64::from(o.retry_ms)),
-        head_sent: o.head_sent,
-    })
+        .collect()
 }

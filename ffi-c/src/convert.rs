@@ -4,26 +4,21 @@
 
 use std::ffi::{c_char, CStr, CString};
 
-use ::sse_engine::{Error, ErrorKind};
-
-pub(crate) fn null(what: &str) -> Error {
-    Error::new(ErrorKind::NullPointer, format!("{what} is NULL"))
-}
+use crate::status::{sse_status, Failure};
 
 /// Borrows a required C string.
-pub(crate) fn text<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Error> {
+pub(crate) fn text<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Failure> {
     if ptr.is_null() {
-        return Err(null(what));
+        return Err(Failure::null(what));
     }
     // SAFETY: non-NULL, and the caller guarantees a NUL-terminated string that lives for
     // the duration of the call.
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
-    std::str::from_utf8(bytes)
-        .map_err(|_| Error::new(ErrorKind::InvalidUtf8, format!("{what} is not valid UTF-8")))
+    std::str::from_utf8(bytes).map_err(|_| Failure::not_utf8(what))
 }
 
 /// Borrows an optional C string (NULL = None).
-pub(crate) fn opt_text<'a>(ptr: *const c_char, what: &str) -> Result<Option<&'a str>, Error> {
+pub(crate) fn opt_text<'a>(ptr: *const c_char, what: &str) -> Result<Option<&'a str>, Failure> {
     if ptr.is_null() {
         Ok(None)
     } else {
@@ -32,12 +27,12 @@ pub(crate) fn opt_text<'a>(ptr: *const c_char, what: &str) -> Result<Option<&'a 
 }
 
 /// Borrows `len` items at `ptr` (NULL allowed when `len` is 0).
-pub(crate) fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], Error> {
+pub(crate) fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], Failure> {
     if len == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(null(what));
+        return Err(Failure::null(what));
     }
     // SAFETY: non-NULL, and the caller guarantees `len` valid items for the call.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
@@ -50,23 +45,23 @@ pub(crate) fn opt_arg<'a, T>(ptr: *const T) -> Option<&'a T> {
 }
 
 /// Borrows a required struct argument.
-pub(crate) fn arg<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Error> {
-    opt_arg(ptr).ok_or_else(|| null(what))
+pub(crate) fn arg<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
+    opt_arg(ptr).ok_or_else(|| Failure::null(what))
 }
 
 /// Checks a required out-parameter before any work is done.
-pub(crate) fn required<T>(ptr: *mut T, what: &str) -> Result<(), Error> {
+pub(crate) fn required<T>(ptr: *mut T, what: &str) -> Result<(), Failure> {
     if ptr.is_null() {
-        Err(null(what))
+        Err(Failure::null(what))
     } else {
         Ok(())
     }
 }
 
 /// Writes an out-parameter; a NULL pointer is an error.
-pub(crate) fn out<T>(ptr: *mut T, value: T, what: &str) -> Result<(), Error> {
+pub(crate) fn out<T>(ptr: *mut T, value: T, what: &str) -> Result<(), Failure> {
     if ptr.is_null() {
-        return Err(null(what));
+        return Err(Failure::null(what));
     }
     // SAFETY: non-NULL, and the caller guarantees it points to writable storage for a `T`.
     unsafe { ptr.write(value) };
@@ -82,12 +77,13 @@ pub(crate) fn out_opt<T>(ptr: *mut T, value: T) {
 }
 
 /// Hands a string to the caller; it frees it with sse_string_free.
-pub(crate) fn give_string(ptr: *mut *mut c_char, text: String) -> Result<(), Error> {
+pub(crate) fn give_string(ptr: *mut *mut c_char, text: String) -> Result<(), Failure> {
     // JSON and Prometheus text never contain NUL (JSON escapes it as \u0000).
-    let text = CString::new(text).map_err(|_| Error::new(ErrorKind::Panic, "NUL in output"))?;
+    let text =
+        CString::new(text).map_err(|_| Failure::new(sse_status::SSE_ERR_PANIC, "NUL in output"))?;
     out(ptr, text.into_raw(), "out")
 }
 
-pub(crate) fn give_json(ptr: *mut *mut c_char, value: serde_json::Value) -> Result<(), Error> {
+pub(crate) fn give_json(ptr: *mut *mut c_char, value: serde_json::Value) -> Result<(), Failure> {
     give_string(ptr, value.to_string())
 }

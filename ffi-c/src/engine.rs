@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use ::sse_engine::{Engine, Error};
+use ::sse_engine::Engine;
 
 use crate::config::{config_of, sse_config};
 use crate::convert::{arg, out, required};
 use crate::send::{event_of, sse_event};
-use crate::status::{call, sse_status};
+use crate::status::{call, sse_status, Failure};
 
 /// An engine. Opaque; create with sse_engine_new, destroy with sse_engine_free.
 pub struct sse_engine {
@@ -15,7 +15,7 @@ pub struct sse_engine {
 }
 
 /// Borrows the engine behind a required handle argument.
-pub(crate) fn engine_of<'a>(ptr: *const sse_engine) -> Result<&'a Engine, Error> {
+pub(crate) fn engine_of<'a>(ptr: *const sse_engine) -> Result<&'a Engine, Failure> {
     arg(ptr, "engine").map(|e| &e.engine)
 }
 
@@ -56,7 +56,7 @@ pub extern "C" fn sse_engine_free(engine: *mut sse_engine) {
 /// Called from the lifecycle callback it returns SSE_ERR_INVALID_ARGUMENT.
 #[no_mangle]
 pub extern "C" fn sse_engine_shutdown(engine: *const sse_engine, timeout_ms: u32) -> sse_status {
-    call(|| engine_of(engine)?.shutdown(Duration::from_millis(u64::from(timeout_ms))))
+    call(|| Ok(engine_of(engine)?.shutdown(Duration::from_millis(u64::from(timeout_ms)))?))
 }
 
 /// Like sse_engine_shutdown, first sending `last` (may be NULL) to every client.
@@ -73,6 +73,46 @@ pub extern "C" fn sse_engine_shutdown_with_event(
         } else {
             Some(event_of(last)?)
         };
-        e.shutdown_with(Duration::from_millis(u64::from(timeout_ms)), last.as_ref())
+        Ok(e.shutdown_with(Duration::from_millis(u64::from(timeout_ms)), last.as_ref())?)
+    })
+}
+
+/// The shutdown of sse_engine_shutdown_with_event (`last` may be NULL) without waiting:
+/// from its return every call on the engine returns SSE_ERR_SHUT_DOWN while the reactors
+/// flush for at most `timeout_ms` and close their clients on their own threads; wait for
+/// them with sse_engine_wait_shutdown (sse_engine_free waits too).
+#[no_mangle]
+pub extern "C" fn sse_engine_begin_shutdown(
+    engine: *const sse_engine,
+    timeout_ms: u32,
+    last: *const sse_event,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let last = if last.is_null() {
+            None
+        } else {
+            Some(event_of(last)?)
+        };
+        Ok(e.begin_shutdown(Duration::from_millis(u64::from(timeout_ms)), last.as_ref())?)
+    })
+}
+
+/// Waits for a shutdown begun by sse_engine_begin_shutdown, at most `timeout_ms`
+/// milliseconds (a negative value: as long as it takes). `*out_stopped` is true when
+/// every reactor thread stopped (every client's last lifecycle event was delivered),
+/// false when the time ran out. SSE_ERR_INVALID_ARGUMENT before any shutdown began or
+/// from the callback.
+#[no_mangle]
+pub extern "C" fn sse_engine_wait_shutdown(
+    engine: *const sse_engine,
+    timeout_ms: i64,
+    out_stopped: *mut bool,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        required(out_stopped, "out_stopped")?;
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        out(out_stopped, e.wait_shutdown(timeout)?, "out_stopped")
     })
 }

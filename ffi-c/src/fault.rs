@@ -2,7 +2,7 @@
 //! fault tests make the next call, or the next reactor command, panic. Not in the header;
 //! tests/c/fault/ declares it.
 
-use crate::status::{call, sse_status};
+use crate::status::{call, sse_status, Failure};
 
 /// 1: the next engine call panics; 2: the next command a reactor applies panics.
 #[no_mangle]
@@ -12,9 +12,10 @@ pub extern "C" fn sse_test_arm_fault(point: u32) -> sse_status {
             1 => ::sse_engine::fault::Fault::NextCall,
             2 => ::sse_engine::fault::Fault::NextCommand,
             other => {
-                return Err(::sse_engine::Error::invalid(format!(
-                    "unknown fault point {other}"
-                )))
+                return Err(Failure::new(
+                    sse_status::SSE_ERR_INVALID_ARGUMENT,
+                    format!("unknown fault point {other}"),
+                ))
             }
         };
         ::sse_engine::fault::arm(fault);

@@ -20,6 +20,8 @@ mod config;
 mod engine;
 // sse_connect_options: handing a socket over, stream-mode clients.
 mod connect;
+// The engine's HTTP rules for hosts that write responses: stream head, 503, Last-Event-ID.
+mod http;
 // sse_event: sends and broadcasts; subscribe, unsubscribe, disconnect.
 mod send;
 // Counts, sse_stats, the metadata filter, channels, JSON queries, metrics, sse_string_free.

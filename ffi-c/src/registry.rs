@@ -5,13 +5,13 @@
 
 use std::ffi::{c_char, CString};
 
-use ::sse_engine::{ChannelInfo, ClientInfo, DisconnectReason, Error};
+use ::sse_engine::{ChannelInfo, ClientInfo, DisconnectReason};
 
 use crate::config::history_limits;
 use crate::convert::{give_json, give_string, opt_text, out, out_opt, required, text};
 use crate::engine::{engine_of, sse_engine};
 use crate::send::{event_of, sse_event};
-use crate::status::{call, sse_status};
+use crate::status::{call, sse_status, Failure};
 
 /// Counters of an engine (see sse_stats).
 #[repr(C)]
@@ -46,6 +46,21 @@ pub extern "C" fn sse_client_count(engine: *const sse_engine, out_count: *mut us
         let e = engine_of(engine)?;
         required(out_count, "out_count")?;
         out(out_count, e.client_count()?, "out_count")
+    })
+}
+
+/// Whether `client` is connected now (`*out_connected`); answered at once, without
+/// waiting for a reactor (usable from the callback).
+#[no_mangle]
+pub extern "C" fn sse_is_connected(
+    engine: *const sse_engine,
+    client: u64,
+    out_connected: *mut bool,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        required(out_connected, "out_connected")?;
+        out(out_connected, e.is_connected(client)?, "out_connected")
     })
 }
 
@@ -146,7 +161,7 @@ pub extern "C" fn sse_configure_channel(
     call(|| {
         let e = engine_of(engine)?;
         let limits = history_limits(history_max_events, history_max_age_ms);
-        e.configure_channel(text(channel, "channel")?, limits)
+        Ok(e.configure_channel(text(channel, "channel")?, limits)?)
     })
 }
 
@@ -160,7 +175,7 @@ pub extern "C" fn sse_set_metadata(
 ) -> sse_status {
     call(|| {
         let e = engine_of(engine)?;
-        e.set_metadata(client, opt_text(metadata_json, "metadata_json")?)
+        Ok(e.set_metadata(client, opt_text(metadata_json, "metadata_json")?)?)
     })
 }
 
@@ -214,7 +229,7 @@ pub extern "C" fn sse_get_client(
     })
 }
 
-fn give_clients(ptr: *mut *mut c_char, clients: Vec<ClientInfo>) -> Result<(), Error> {
+fn give_clients(ptr: *mut *mut c_char, clients: Vec<ClientInfo>) -> Result<(), Failure> {
     give_json(ptr, clients.iter().map(ClientInfo::to_json).collect())
 }
 

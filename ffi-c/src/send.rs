@@ -5,11 +5,11 @@
 
 use std::ffi::c_char;
 
-use ::sse_engine::{Error, ErrorKind, Event};
+use ::sse_engine::Event;
 
 use crate::convert::{arg, opt_text, out_opt, slice, text};
 use crate::engine::{engine_of, sse_engine};
-use crate::status::{call, sse_status};
+use crate::status::{call, sse_status, Failure};
 
 /// An event to send. `event` and `id` may be NULL; `data` is `data_len` bytes of UTF-8
 /// (NUL bytes allowed; may be NULL when `data_len` is 0). Line breaks in data (CRLF, LF,
@@ -28,11 +28,10 @@ pub struct sse_event {
     pub data_len: usize,
 }
 
-pub(crate) fn event_of(ev: *const sse_event) -> Result<Event, Error> {
+pub(crate) fn event_of(ev: *const sse_event) -> Result<Event, Failure> {
     let ev = arg(ev, "event")?;
     let data = slice(ev.data.cast::<u8>(), ev.data_len, "event data")?;
-    let data = std::str::from_utf8(data)
-        .map_err(|_| Error::new(ErrorKind::InvalidUtf8, "event data is not valid UTF-8"))?;
+    let data = std::str::from_utf8(data).map_err(|_| Failure::not_utf8("event data"))?;
     Ok(Event {
         event: opt_text(ev.event, "event name")?.map(str::to_owned),
         id: opt_text(ev.id, "event id")?.map(str::to_owned),
@@ -50,7 +49,8 @@ pub extern "C" fn sse_send_to_client(
 ) -> sse_status {
     call(|| {
         let e = engine_of(engine)?;
-        e.send_to_client(client, &event_of(event)?).map(drop)
+        e.send_to_client(client, &event_of(event)?)?;
+        Ok(())
     })
 }
 
@@ -141,5 +141,5 @@ pub extern "C" fn sse_unsubscribe(
 /// (reason SSE_REASON_SERVER). SSE_ERR_NOT_FOUND for an unknown client.
 #[no_mangle]
 pub extern "C" fn sse_disconnect(engine: *const sse_engine, client: u64) -> sse_status {
-    call(|| engine_of(engine)?.disconnect(client))
+    call(|| Ok(engine_of(engine)?.disconnect(client)?))
 }

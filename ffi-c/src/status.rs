@@ -1,5 +1,6 @@
-//! Status codes and the panic boundary: `sse_status`, the one mapping from the engine's
-//! error kinds, the thread's last error message, and the static strings.
+//! Status codes and the panic boundary: `sse_status`, [`Failure`] (an engine error or
+//! one of the C API's own: NULL, invalid UTF-8), the one mapping from the engine's error
+//! kinds, the thread's last error message, and the static strings.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
@@ -36,20 +37,56 @@ pub enum sse_status {
     SSE_ERR_IO = 8,
     /// An internal bug was caught at the boundary. Please report it.
     SSE_ERR_PANIC = 9,
+    /// A number is outside the range its argument allows (threads, a zero timeout, a
+    /// queue limit below the minimum, a zero capacity...).
+    SSE_ERR_OUT_OF_RANGE = 10,
 }
 
 /// The one mapping from the engine's error kinds to C status codes.
 fn status_of(kind: ErrorKind) -> sse_status {
     match kind {
-        ErrorKind::NullPointer => sse_status::SSE_ERR_NULL_POINTER,
         ErrorKind::InvalidArgument => sse_status::SSE_ERR_INVALID_ARGUMENT,
-        ErrorKind::InvalidUtf8 => sse_status::SSE_ERR_INVALID_UTF8,
+        ErrorKind::OutOfRange => sse_status::SSE_ERR_OUT_OF_RANGE,
         ErrorKind::BadSocket => sse_status::SSE_ERR_BAD_SOCKET,
         ErrorKind::NotFound => sse_status::SSE_ERR_NOT_FOUND,
         ErrorKind::LimitReached => sse_status::SSE_ERR_LIMIT_REACHED,
         ErrorKind::ShutDown => sse_status::SSE_ERR_SHUT_DOWN,
         ErrorKind::Io => sse_status::SSE_ERR_IO,
-        ErrorKind::Panic => sse_status::SSE_ERR_PANIC,
+    }
+}
+
+/// Why a call failed: its status and the message for `sse_last_error_message`.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    status: sse_status,
+    message: String,
+}
+
+impl Failure {
+    pub fn new(status: sse_status, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A required pointer argument was NULL.
+    pub fn null(what: &str) -> Self {
+        Failure::new(sse_status::SSE_ERR_NULL_POINTER, format!("{what} is NULL"))
+    }
+
+    /// A string argument is not valid UTF-8.
+    pub fn not_utf8(what: &str) -> Self {
+        Failure::new(
+            sse_status::SSE_ERR_INVALID_UTF8,
+            format!("{what} is not valid UTF-8"),
+        )
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::new(status_of(error.kind()), error.message())
     }
 }
 
@@ -63,13 +100,13 @@ fn set_last_error(message: &str) {
 }
 
 /// Runs an exported body: catches panics, maps errors, records the message.
-pub(crate) fn call(body: impl FnOnce() -> Result<(), Error>) -> sse_status {
+pub(crate) fn call(body: impl FnOnce() -> Result<(), Failure>) -> sse_status {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => sse_status::SSE_OK,
         // The message only: sse_status_str already names the status.
-        Ok(Err(e)) => {
-            set_last_error(e.message());
-            status_of(e.kind())
+        Ok(Err(failure)) => {
+            set_last_error(&failure.message);
+            failure.status
         }
         Err(_) => {
             set_last_error("a bug in sse-engine panicked in this call; please report it");
@@ -82,7 +119,7 @@ pub(crate) fn call(body: impl FnOnce() -> Result<(), Error>) -> sse_status {
 /// value that is no sse_status).
 #[no_mangle]
 pub extern "C" fn sse_status_str(status: c_int) -> *const c_char {
-    const ALL: [sse_status; 10] = [
+    const ALL: [sse_status; 11] = [
         sse_status::SSE_OK,
         sse_status::SSE_ERR_NULL_POINTER,
         sse_status::SSE_ERR_INVALID_ARGUMENT,
@@ -93,6 +130,7 @@ pub extern "C" fn sse_status_str(status: c_int) -> *const c_char {
         sse_status::SSE_ERR_SHUT_DOWN,
         sse_status::SSE_ERR_IO,
         sse_status::SSE_ERR_PANIC,
+        sse_status::SSE_ERR_OUT_OF_RANGE,
     ];
     let Some(&status) = ALL.iter().find(|s| **s as c_int == status) else {
         return c"unknown status".as_ptr();
@@ -108,6 +146,7 @@ pub extern "C" fn sse_status_str(status: c_int) -> *const c_char {
         sse_status::SSE_ERR_SHUT_DOWN => c"shut down",
         sse_status::SSE_ERR_IO => c"I/O error",
         sse_status::SSE_ERR_PANIC => c"internal panic",
+        sse_status::SSE_ERR_OUT_OF_RANGE => c"out of range",
     };
     s.as_ptr()
 }

@@ -75,9 +75,9 @@ static void test_static_functions(void) {
     static const char *const names[] = {"ok",          "null pointer", "invalid argument",
                                         "invalid UTF-8", "bad socket",  "not found",
                                         "limit reached", "shut down",   "I/O error",
-                                        "internal panic"};
-    const char *seen[10] = {0};
-    for (int s = SSE_OK; s <= SSE_ERR_PANIC; s++) {
+                                        "internal panic", "out of range"};
+    const char *seen[11] = {0};
+    for (int s = SSE_OK; s <= SSE_ERR_OUT_OF_RANGE; s++) {
         const char *str = sse_status_str(s);
         CHECK(str != NULL && str[0] != '\0', "sse_status_str(%d) is NULL or empty", s);
         if (str == NULL)
@@ -90,7 +90,7 @@ static void test_static_functions(void) {
                   "sse_status_str(%d) and (%d) are both \"%s\"", k, s, str);
         seen[s] = str;
     }
-    const int unknown[] = {42, 10, -1, INT_MAX, INT_MIN};
+    const int unknown[] = {42, 11, -1, INT_MAX, INT_MIN};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *str = sse_status_str(unknown[i]);
         CHECK(str != NULL && strcmp(str, "unknown status") == 0,
@@ -216,8 +216,9 @@ static void test_config(void) {
     bad[n].what = "gap_event of 1025 bytes";
     bad[n].c = d;
     bad[n++].c.gap_event = long_gap;
+    /* Numbers out of their range; the rest is malformed. */
     for (size_t i = 0; i < n; i++)
-        bad[i].expected = SSE_ERR_INVALID_ARGUMENT;
+        bad[i].expected = i <= 6 ? SSE_ERR_OUT_OF_RANGE : SSE_ERR_INVALID_ARGUMENT;
     /* UTF-8 is checked before the engine's own validation (the second has threads = 0). */
     bad[n].what = "gap_event not UTF-8";
     bad[n].c = d;
@@ -1513,7 +1514,8 @@ static void test_after_shutdown(void) {
               strstr(json, "\nsse_engine_connections_total 1\n") != NULL,
           "metrics after shutdown:\n%s", json ? json : "NULL");
     sse_string_free(json);
-    CHECK_ERR(sse_connect_fd(e, -1, NULL, &id), SSE_ERR_SHUT_DOWN);
+    /* A number that cannot be a descriptor is refused before the engine is asked. */
+    CHECK_ERR(sse_connect_fd(e, -1, NULL, &id), SSE_ERR_BAD_SOCKET);
     int c2 = -1, s2 = -1;
     if (tcp_pair(&c2, &s2)) {
         int flags = fcntl(s2, F_GETFL);

@@ -138,9 +138,66 @@ static void test_callback_replaced_from_inside_itself(void) {
     log_destroy(&next);
 }
 
+/* sse_engine_begin_shutdown returns at once; sse_engine_wait_shutdown waits for the
+ * reactors (a client that reads nothing keeps the flush going until the deadline);
+ * sse_is_connected answers from the engine's directory. */
+static void test_begin_and_wait_shutdown(void) {
+    lifecycle_log log;
+    log_init(&log);
+    sse_config cfg;
+    CHECK_OK(sse_config_init(&cfg));
+    cfg.heartbeat_ms = 0;
+    sse_engine *e = NULL;
+    CHECK_OK(sse_engine_new(&cfg, &e));
+    REQUIRE(e != NULL, "engine");
+    CHECK_OK(sse_set_event_callback(e, log_callback, &log));
+    bool stopped = true;
+    CHECK_ERR(sse_engine_wait_shutdown(e, 0, &stopped), SSE_ERR_INVALID_ARGUMENT);
+
+    int client = -1, server = -1;
+    REQUIRE(tcp_pair(&client, &server), "tcp pair");
+    int small = 4096;
+    setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    setsockopt(server, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    uint64_t id = 0;
+    CHECK_OK(sse_connect_fd(e, server, NULL, &id));
+    bool connected = false;
+    CHECK_OK(sse_is_connected(e, id, &connected));
+    CHECK(connected, "the new client is not connected");
+    CHECK_OK(sse_is_connected(e, id + 1000, &connected));
+    CHECK(!connected, "an unknown client is connected");
+    CHECK_ERR(sse_is_connected(e, id, NULL), SSE_ERR_NULL_POINTER);
+    /* Queue more than the kernel buffers take, so the flush lasts until the deadline. */
+    static char big[64 * 1024];
+    memset(big, 'x', sizeof big - 1);
+    sse_event ev = data_event(big);
+    for (int i = 0; i < 8; i++)
+        CHECK_OK(sse_send_to_client(e, id, &ev));
+
+    int64_t began = now_ms();
+    CHECK_OK(sse_engine_begin_shutdown(e, 500, NULL));
+    CHECK(now_ms() - began < 250, "begin_shutdown waited %lld ms", (long long)(now_ms() - began));
+    size_t count = 0;
+    CHECK_ERR(sse_broadcast_all(e, &ev, &count), SSE_ERR_SHUT_DOWN);
+    CHECK_ERR(sse_engine_begin_shutdown(e, 0, NULL), SSE_ERR_SHUT_DOWN);
+    CHECK_OK(sse_engine_wait_shutdown(e, 20, &stopped));
+    CHECK(!stopped, "stopped while the flush still ran");
+    CHECK_OK(sse_engine_wait_shutdown(e, -1, &stopped));
+    CHECK(stopped, "wait_shutdown(-1) returned before the reactors stopped");
+    CHECK(now_ms() - began >= 500, "the flush deadline was cut short");
+    CHECK(log_disconnect_reason(&log, id) == SSE_REASON_SHUTDOWN,
+          "the client's last event was not delivered before the wait returned");
+    CHECK_OK(sse_engine_wait_shutdown(e, 0, &stopped));
+    CHECK(stopped, "a second wait");
+    sse_engine_free(e);
+    close(client);
+    log_destroy(&log);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     test_failed_start_leaves_nothing();
     test_callback_replaced_from_inside_itself();
+    test_begin_and_wait_shutdown();
     return finish("test_engine_lifecycle");
 }

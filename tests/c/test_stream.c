@@ -100,7 +100,7 @@ static void test_bad_input(void) {
     CHECK_ERR(sse_stream_take(NULL, id, b, sizeof b, &n), SSE_ERR_NULL_POINTER);
     CHECK_ERR(sse_stream_take(e, id, NULL, sizeof b, &n), SSE_ERR_NULL_POINTER);
     CHECK_ERR(sse_stream_take(e, id, b, sizeof b, NULL), SSE_ERR_NULL_POINTER);
-    CHECK_ERR(sse_stream_take(e, id, b, 0, &n), SSE_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(sse_stream_take(e, id, b, 0, &n), SSE_ERR_OUT_OF_RANGE);
     CHECK_ERR(sse_stream_take(e, 999999, b, sizeof b, &n), SSE_ERR_NOT_FOUND);
     CHECK_ERR(sse_stream_close(NULL, id), SSE_ERR_NULL_POINTER);
 
@@ -124,8 +124,64 @@ static void test_bad_input(void) {
     close(lfd);
 }
 
+/* The engine's HTTP rules for hosts that write the response: the stream head, the 503
+ * answer and the Last-Event-ID of a request. */
+static void test_http_rules(void) {
+    char *text = NULL;
+    sse_header extra[] = {{"X-Room", "news"}, {"Cache-Control", "private"}};
+    CHECK_OK(sse_http_stream_head(extra, 2, &text));
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Cache-Control: no-cache\r\n";
+    CHECK(text != NULL && strncmp(text, head, sizeof head - 1) == 0, "stream head:\n%s",
+          text ? text : "NULL");
+    CHECK(text != NULL && strstr(text, "X-Room: news\r\n") != NULL &&
+              strstr(text, "private") == NULL &&
+              strcmp(text + strlen(text) - 4, "\r\n\r\n") == 0,
+          "stream head: extra headers, the engine's own left out, a blank line:\n%s",
+          text ? text : "NULL");
+    sse_string_free(text);
+    sse_header bad[] = {{"X-Bad", "a\r\nInjected: 1"}};
+    text = NULL;
+    CHECK_ERR(sse_http_stream_head(bad, 1, &text), SSE_ERR_INVALID_ARGUMENT);
+    CHECK(text == NULL, "out_head written on failure");
+    CHECK_ERR(sse_http_stream_head(NULL, 1, &text), SSE_ERR_NULL_POINTER);
+    CHECK_ERR(sse_http_stream_head(NULL, 0, NULL), SSE_ERR_NULL_POINTER);
+
+    CHECK_OK(sse_http_busy_answer(9, &text));
+    CHECK(text != NULL && strncmp(text, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 9\r\n",
+                                  50) == 0 &&
+              strstr(text, "Connection: close\r\n") != NULL,
+          "busy answer:\n%s", text ? text : "NULL");
+    sse_string_free(text);
+    CHECK_ERR(sse_http_busy_answer(9, NULL), SSE_ERR_NULL_POINTER);
+
+    struct {
+        const char *header, *query, *want;
+    } ids[] = {
+        {"  7-3 ", "lastEventId=9", "7-3"},     /* the header wins, trimmed */
+        {"", "?a=1&lastEventId=9&lastEventId=10", "9"}, /* else the first parameter */
+        {NULL, "lastEventId=%20a+b", "a b"},    /* form-decoded, then trimmed */
+        {NULL, "lastEventId=", NULL},           /* empty: none */
+        {NULL, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char *id = (char *)"unset";
+        CHECK_OK(sse_http_last_event_id(ids[i].header, ids[i].query, &id));
+        if (ids[i].want == NULL)
+            CHECK(id == NULL, "case %zu: id \"%s\", expected none", i, id ? id : "");
+        else
+            CHECK(id != NULL && strcmp(id, ids[i].want) == 0, "case %zu: id \"%s\"", i,
+                  id ? id : "NULL");
+        sse_string_free(id);
+    }
+    char *id = NULL;
+    CHECK_ERR(sse_http_last_event_id("\xff", NULL, &id), SSE_ERR_INVALID_UTF8);
+    CHECK_ERR(sse_http_last_event_id(NULL, NULL, NULL), SSE_ERR_NULL_POINTER);
+}
+
 int main(void) {
     test_take();
     test_bad_input();
+    test_http_rules();
     return finish("test_stream");
 }

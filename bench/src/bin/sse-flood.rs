@@ -10,7 +10,6 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::IntoRawFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,7 +76,7 @@ fn hand_over(engine: &Engine, listener: &TcpListener, channel: &str) -> TcpStrea
         channels: vec![channel.into()],
         ..Default::default()
     };
-    engine.connect_fd(server.into_raw_fd(), &options).unwrap();
+    engine.connect_fd(server.into(), &options).unwrap();
     client
 }
 

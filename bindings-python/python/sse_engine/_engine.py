@@ -212,7 +212,8 @@ class Engine:
         of those last disconnects have run when it returns (unless it is called from a
         callback). Closing twice does nothing. An exception raised while it waits (a
         ``KeyboardInterrupt``) goes to the caller; :attr:`closed` then says whether the
-        engine shut down (it does once the wait began)."""
+        engine shut down (it does once the wait began: the engine finishes closing on
+        its own threads)."""
         if self._closed:
             return
         last = None
@@ -220,25 +221,29 @@ class Engine:
             last = (self._text(last_event), last_event_name, _event_id(last_event_id), None)
         native = self._n()
         # Marked closed before the engine shuts down, so that an interrupt (Ctrl-C)
-        # arriving while it waits for the flush leaves the flag set.
+        # arriving right after the shutdown began leaves the flag set.
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         _open_engines.discard(self)
         try:
-            native.shutdown(timeout, last)
+            native.begin_shutdown(timeout, last)
         except EngineClosedError:
             pass
         except BaseException:
             # A bad argument (timeout, last event) closes nothing; a KeyboardInterrupt
-            # may come before the engine started shutting down or after: the engine
-            # tells which, and the flag follows it. The exception goes to the caller.
+            # may come before the engine started shutting down or just after: the
+            # engine tells which, and the flag follows it. The exception goes to the
+            # caller.
             if not _engine_stopped(native):
                 with self._lock:
                     self._closed = False
                 _open_engines.add(self)
             raise
+        # In short waits, so that a signal handler (Ctrl-C) runs meanwhile.
+        while not native.wait_shutdown(_WAIT_SLICE):
+            pass
         dispatcher = self._dispatcher
         if dispatcher is not None and dispatcher is not threading.current_thread():
             dispatcher.join(timeout=float(timeout) + 5.0)
@@ -379,15 +384,17 @@ class Engine:
         """Hands a connected TCP connection to the engine; returns the client id.
 
         ``sock_or_fd``: a ``socket.socket`` or an int descriptor. An int passes to the
-        engine (on success, and on :class:`LimitReachedError`, when the engine answered
-        503 and closed it; on any other error it is still yours). A socket is taken
-        over safely: with ``takeover="detach"`` (default) the object is detached and
-        closed; with ``takeover="swap"`` (servers that keep using their object) its
-        descriptor now refers to a harmless placeholder. On an error other than
-        :class:`LimitReachedError` the socket is left as it was: the duplicate and the
-        placeholder are made before the engine sees the connection, so an ``OSError``
-        (``EMFILE`` at the descriptor limit) means the engine has no client and wrote
-        nothing to it.
+        engine on success. A refusal's exception says in ``fd_taken`` who has it:
+        ``True`` when the engine took it (a limit, :class:`LimitReachedError`: the
+        engine answered 503 and closed it), ``False`` when it is untouched and still
+        yours. A socket is taken over safely: with ``takeover="detach"`` (default) the
+        object is detached and closed; with ``takeover="swap"`` (servers that keep
+        using their object) its descriptor now refers to a harmless placeholder. When
+        the engine did not take the connection the socket is left as it was: the
+        duplicate and the placeholder are made before the engine sees the connection,
+        so an ``OSError`` (``EMFILE`` at the descriptor limit) means the engine has no
+        client and wrote nothing to it. The engine checks the descriptor (a connected
+        TCP socket; else ``ValueError``).
 
         The engine writes the response head (200, ``text/event-stream`` and
         ``headers``) unless ``head_sent``. ``metadata`` is a dict (JSON object).
@@ -425,13 +432,14 @@ class Engine:
             raise
         try:
             client = native.connect_fd(fd, *args)
-        except LimitReachedError:
-            # The engine answered 503 and closed its descriptor: give up ours too.
-            release(sock_or_fd)
-            raise
-        except BaseException:
-            os.close(fd)
-            cancel()
+        except BaseException as e:
+            if getattr(e, "fd_taken", False):
+                # The engine took its descriptor (answered 503 and closed it): the
+                # connection is gone, so give up ours too.
+                release(sock_or_fd)
+            else:
+                os.close(fd)
+                cancel()
             raise
         release(sock_or_fd)
         return client
@@ -534,6 +542,11 @@ class Engine:
 
     # ------------------------------------------------------------------ registry
 
+    def is_connected(self, client: int) -> bool:
+        """Whether ``client`` is connected now (answered at once, from the engine's
+        directory: usable from callbacks)."""
+        return self._n().is_connected(client)
+
     def get_client(self, client: int) -> Optional[Dict[str, Any]]:
         """``{"id", "user", "channels", "metadata", "connected_at_ms", "remote_addr",
         "queued_bytes", "last_event_id"}``, or None when it is not connected."""
@@ -591,6 +604,10 @@ class Engine:
     def metrics(self) -> str:
         """The counters in Prometheus text format (``sse_engine_*``)."""
         return self._n().metrics()
+
+
+#: Seconds of each wait for a shutdown: signal handlers run between two.
+_WAIT_SLICE = 0.1
 
 
 def _engine_stopped(native: NativeEngine) -> bool:

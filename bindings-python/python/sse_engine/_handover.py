@@ -35,17 +35,13 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["check_socket", "release_detach", "prepare_swap", "reap_sinks", "Swap"]
 
-_TCP_FAMILIES = {socket.AF_INET, socket.AF_INET6}
-
 _sinks: List[socket.socket] = []
 _sinks_lock = threading.Lock()
 
 
 def check_socket(sock: object) -> None:
-    """Refuses, with a message naming the problem, what cannot be handed over.
-
-    The engine checks the descriptor again (connected TCP socket) when it takes it.
-    """
+    """Refuses, with a message naming the problem, Python objects that cannot be handed
+    over. The socket itself (a connected TCP socket) is checked by the engine."""
     if _SSL_SOCKET and isinstance(sock, _SSL_SOCKET):
         raise TypeError(
             "cannot hand over an ssl.SSLSocket: the engine writes plain TCP and TLS state "
@@ -59,22 +55,6 @@ def check_socket(sock: object) -> None:
         )
     if sock.fileno() == -1:
         raise ValueError("cannot hand over a closed socket")
-    if sock.family not in _TCP_FAMILIES:
-        raise ValueError(
-            f"cannot hand over a {sock.family.name} socket: only TCP (AF_INET, AF_INET6)"
-        )
-    if sock.type != socket.SOCK_STREAM:
-        raise ValueError(
-            f"cannot hand over a {sock.type.name} socket: only TCP (SOCK_STREAM)"
-        )
-    try:
-        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-    except OSError as e:  # pragma: no cover - every TCP socket answers this on Linux
-        raise ValueError(f"cannot inspect the socket: {e}") from None
-    if listening:
-        raise ValueError(
-            "cannot hand over a listening socket: hand over an accepted connection"
-        )
 
 
 def release_detach(sock: socket.socket) -> None:

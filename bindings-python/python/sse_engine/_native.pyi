@@ -108,7 +108,10 @@ class NativeEngine:
     def enable_events(self) -> None: ...
     def next_events(self, timeout: float) -> Optional[List[_Lifecycle]]: ...
     def forget_after_fork(self) -> None: ...
-    def shutdown(self, timeout: float, last: Optional[_LastEvent] = None) -> None:
+    def begin_shutdown(self, timeout: float, last: Optional[_LastEvent] = None) -> None:
         """Validates ``timeout`` and ``last`` (``ValueError``/``TypeError``: nothing is
-        closed), then shuts down; it is not interrupted by a signal (the
-        ``KeyboardInterrupt`` is raised when it returns)."""
+        closed), then begins the shutdown and returns at once."""
+    def wait_shutdown(self, timeout: Optional[float]) -> bool:
+        """Waits at most ``timeout`` seconds (``None``: until done) for a begun
+        shutdown; True once the engine's threads stopped."""
+    def is_connected(self, client: int) -> bool: ...

@@ -1,7 +1,8 @@
 //! Handing clients over: sockets, stream-mode clients, and what a host takes from them.
 
 use std::cell::Cell;
-use std::os::fd::RawFd;
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
@@ -21,16 +22,23 @@ use super::{Engine, ON_REACTOR};
 impl Engine {
     /// Takes over a connected TCP socket and makes it an SSE stream.
     ///
-    /// Ownership of `fd`: on success the engine owns it and closes it when the client
-    /// leaves. When a limit refuses the client (`ErrorKind::LimitReached`) the engine
-    /// also owns it: it answers `503 Service Unavailable` with `Retry-After` (unless
-    /// `head_sent`) and closes it. On every other error the descriptor is untouched
-    /// and still belongs to the caller.
-    pub fn connect_fd(&self, fd: RawFd, options: &ConnectOptions) -> Result<ClientId> {
-        self.check_open()?;
-        let options = options.validate(&self.shared.config)?;
-        let socket = sys::check_tcp_socket(fd)?;
-        self.admit(options, Some((fd, socket)))
+    /// On success the engine owns `fd` and closes it when the client leaves. A refusal
+    /// says in [`Refused::fd`] who has the descriptor: a limit (`LimitReached`) took it
+    /// (the engine answered `503 Service Unavailable` with `Retry-After`, unless
+    /// `head_sent`, and closed it); every other refusal gives it back untouched.
+    pub fn connect_fd(
+        &self,
+        fd: OwnedFd,
+        options: &ConnectOptions,
+    ) -> std::result::Result<ClientId, Refused> {
+        let checked = self
+            .check_open()
+            .and_then(|()| options.validate(&self.shared.config))
+            .and_then(|options| Ok((options, sys::check_tcp_socket(fd.as_fd())?)));
+        match checked {
+            Ok((options, socket)) => self.admit(options, Some((fd, socket))),
+            Err(error) => Err(Refused::keeping(error, fd)),
+        }
     }
 
     /// Registers a stream-mode client: for connections the host cannot hand over (TLS
@@ -55,32 +63,41 @@ impl Engine {
             ..options.clone()
         };
         let options = options.validate(&self.shared.config)?;
-        self.admit(options, None)
+        self.admit(options, None).map_err(|refused| refused.error)
     }
 
     /// Checks the limits, plans the replay, records the client and hands it to its shard.
-    /// `fd` (a checked socket, or `None` in stream mode) becomes the engine's here.
-    pub(super) fn admit(
+    /// `socket` (a checked socket, or `None` in stream mode) becomes the engine's here,
+    /// or comes back in the refusal.
+    fn admit(
         &self,
         options: ValidatedConnect,
-        socket: Option<(RawFd, SocketId)>,
-    ) -> Result<ClientId> {
+        socket: Option<(OwnedFd, SocketId)>,
+    ) -> std::result::Result<ClientId, Refused> {
+        let give_back = |error: Error, socket: Option<(OwnedFd, SocketId)>| Refused {
+            error,
+            fd: socket.map(|(fd, _)| fd),
+        };
         let mut directory = self.directory();
         // Checked again under the lock: a shutdown that started meanwhile must not strand
         // this client in a shard that is already closing. The fd is still untouched.
-        self.check_open()?;
-        if let Some((fd, id)) = socket {
-            if directory.owns_socket(id) {
-                return Err(Error::new(
+        if let Err(e) = self.check_open() {
+            return Err(give_back(e, socket));
+        }
+        if let Some((fd, id)) = &socket {
+            if directory.owns_socket(*id) {
+                let error = Error::new(
                     ErrorKind::BadSocket,
                     format!(
-                        "fd {fd} is a socket the engine already owns (handed over before, \
-                         by this descriptor or a duplicate of it)"
+                        "fd {} is a socket the engine already owns (handed over before, \
+                         by this descriptor or a duplicate of it)",
+                        fd.as_raw_fd()
                     ),
-                ));
+                );
+                return Err(give_back(error, socket));
             }
         }
-        if let Err(e) = directory.check_admission(&options.channels, self.limits()) {
+        if let Err(error) = directory.check_admission(&options.channels, self.limits()) {
             drop(directory);
             Counters::add(&self.shared.counters.refused_total, 1);
             if let Some((fd, _)) = socket {
@@ -89,10 +106,10 @@ impl Engine {
                     refuse_busy(&stream, self.shared.config.busy_retry_after_secs);
                 }
             }
-            return Err(e);
+            return Err(Refused { error, fd: None });
         }
-        if let Some((_, id)) = socket {
-            directory.adopt_socket(id);
+        if let Some((_, id)) = &socket {
+            directory.adopt_socket(*id);
         }
         let write_timeout = self.shared.config.write_timeout;
         let stream = socket.map(|(fd, id)| (sys::own_tcp_socket(fd, write_timeout), id));
@@ -143,7 +160,7 @@ impl Engine {
             ));
         }
         if max_bytes == 0 {
-            return Err(Error::invalid("max_bytes must be at least 1"));
+            return Err(Error::out_of_range("max_bytes must be at least 1"));
         }
         let (reply, answer) = mpsc::channel();
         let shard = self.shard_of(client);
@@ -182,6 +199,39 @@ impl Engine {
         event.encode().ok()
     }
 }
+
+/// A hand-over that did not happen: why, and the descriptor when the caller still has it.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: Error,
+    /// The caller's descriptor, untouched, when the refusal left it with the caller;
+    /// `None` when the engine took it (a limit refused the client: the engine answered
+    /// 503 and closed it) and for stream-mode clients, which have none.
+    pub fd: Option<OwnedFd>,
+}
+
+impl Refused {
+    fn keeping(error: Error, fd: OwnedFd) -> Self {
+        Refused {
+            error,
+            fd: Some(fd),
+        }
+    }
+}
+
+impl From<Refused> for Error {
+    fn from(refused: Refused) -> Self {
+        refused.error
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// Answers a refused hand-over with `503` and `Retry-After`, then closes the socket.
 fn refuse_busy(stream: &std::net::TcpStream, retry_after_secs: u32) {

@@ -8,10 +8,12 @@ mod membership;
 mod publish;
 mod queries;
 
+pub use connect::Refused;
+
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,6 +44,7 @@ pub struct Engine {
     shared: Arc<Shared>,
     shards: Vec<Outbox>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    running: Arc<Running>,
     next_id: AtomicU64,
     closed: AtomicBool,
     /// The process that started the reactor threads. After a `fork()` the child has
@@ -72,6 +75,7 @@ impl Engine {
             shared,
             shards: Vec::with_capacity(config.threads),
             threads: Mutex::new(Vec::with_capacity(config.threads)),
+            running: Arc::default(),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             pid: std::process::id(),
@@ -81,9 +85,11 @@ impl Engine {
             let (outbox, inbox) =
                 queue::channel(&poll).map_err(|e| Error::io("create waker", e))?;
             let shard = Shard::new(poll, inbox, engine.shared.clone(), index == 0);
+            let running = engine.running.guard();
             let thread = std::thread::Builder::new()
                 .name(format!("sse-reactor-{index}"))
                 .spawn(move || {
+                    let _running = running;
                     ON_REACTOR.with(|r| r.set(true));
                     reactor::run_thread(shard, index, config.threads);
                 })
@@ -237,8 +243,8 @@ impl Engine {
     }
 
     /// Stops taking clients, flushes queued bytes for up to `deadline`, then closes every
-    /// client (reason `shutdown`) and stops the reactor threads. Every later call,
-    /// including a second shutdown, returns `ShutDown`.
+    /// client (reason `shutdown`) and stops the reactor threads; returns when they
+    /// stopped. Every later call, including a second shutdown, returns `ShutDown`.
     pub fn shutdown(&self, deadline: Duration) -> Result<()> {
         self.shutdown_with(deadline, None)
     }
@@ -248,6 +254,44 @@ impl Engine {
     /// On an engine that failed (a reactor thread panicked) it still stops the other
     /// reactors and closes their clients, then returns the failure.
     pub fn shutdown_with(&self, deadline: Duration, last: Option<&Event>) -> Result<()> {
+        let failed = self.begin(deadline, last)?;
+        self.join_reactors();
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// The shutdown of [`Engine::shutdown_with`] without waiting: from its return the
+    /// engine takes no more calls (they return `ShutDown`) and its reactors flush and
+    /// close their clients on their own; [`Engine::wait_shutdown`] waits for them. On a
+    /// failed engine the shutdown begins all the same and the failure is returned.
+    pub fn begin_shutdown(&self, deadline: Duration, last: Option<&Event>) -> Result<()> {
+        self.begin(deadline, last)?.map_or(Ok(()), Err)
+    }
+
+    /// Waits until a begun shutdown has stopped every reactor thread (each client's
+    /// last lifecycle event has been delivered then), for at most `timeout` (`None`: as
+    /// long as it takes). `Ok(true)` when stopped, `Ok(false)` when the time ran out.
+    /// `InvalidArgument` before any shutdown began, or from an event handler.
+    pub fn wait_shutdown(&self, timeout: Option<Duration>) -> Result<bool> {
+        if ON_REACTOR.with(Cell::get) {
+            return Err(Error::invalid(
+                "wait_shutdown cannot be called from an event handler (it runs on the reactor thread)",
+            ));
+        }
+        if !self.closed.load(Ordering::SeqCst) {
+            return Err(Error::invalid(
+                "no shutdown has begun: call begin_shutdown first",
+            ));
+        }
+        self.check_same_process()?;
+        if !self.running.wait_until_none(timeout) {
+            return Ok(false);
+        }
+        self.join_reactors();
+        Ok(true)
+    }
+
+    /// Starts the shutdown; `Ok(Some(failure))` when it began on a failed engine.
+    fn begin(&self, deadline: Duration, last: Option<&Event>) -> Result<Option<Error>> {
         let failed = self.failure();
         // A failed engine sends no last event: only its live reactors would get it.
         let last = match failed {
@@ -267,11 +311,11 @@ impl Engine {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Err(failed.unwrap_or_else(Error::shut_down));
         }
-        self.stop(Instant::now() + deadline, last);
-        failed.map_or(Ok(()), Err)
+        self.stop_reactors(Instant::now() + deadline, last);
+        Ok(failed)
     }
 
-    fn stop(&self, deadline: Instant, last: Option<Bytes>) {
+    fn stop_reactors(&self, deadline: Instant, last: Option<Bytes>) {
         {
             // Taking the lock orders the shutdown after any connect that saw the engine open.
             let _directory = self.directory();
@@ -285,12 +329,59 @@ impl Engine {
         for shard in &self.shards {
             shard.wake_now();
         }
+    }
+
+    /// Joins the reactor threads (not from one of them: it would wait for itself).
+    fn join_reactors(&self) {
+        if ON_REACTOR.with(Cell::get) {
+            return;
+        }
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        if !ON_REACTOR.with(Cell::get) {
-            for thread in threads {
-                let _ = thread.join();
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How many reactor threads still run: each holds a [`RunningGuard`] until it ends.
+#[derive(Default)]
+struct Running {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Running {
+    fn guard(self: &Arc<Self>) -> RunningGuard {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        RunningGuard(self.clone())
+    }
+
+    /// Waits until no reactor thread runs, for at most `timeout`; true when none does.
+    fn wait_until_none(&self, timeout: Option<Duration>) -> bool {
+        let count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        let still_running = |count: &mut usize| *count > 0;
+        match timeout {
+            None => {
+                let count = self.changed.wait_while(count, still_running);
+                *count.unwrap_or_else(|e| e.into_inner()) == 0
+            }
+            Some(timeout) => {
+                let (count, _) = self
+                    .changed
+                    .wait_timeout_while(count, timeout, still_running)
+                    .unwrap_or_else(|e| e.into_inner());
+                *count == 0
             }
         }
+    }
+}
+
+struct RunningGuard(Arc<Running>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        *self.0.count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.changed.notify_all();
     }
 }
 
@@ -301,8 +392,9 @@ impl Drop for Engine {
             return;
         }
         if !self.closed.swap(true, Ordering::SeqCst) {
-            self.stop(Instant::now() + DROP_FLUSH_DEADLINE, None);
+            self.stop_reactors(Instant::now() + DROP_FLUSH_DEADLINE, None);
         }
+        self.join_reactors();
     }
 }
 

@@ -20,6 +20,13 @@ impl Engine {
         Ok(self.directory().client_count())
     }
 
+    /// Whether `client` is connected now (it has not left, nor begun to leave), answered
+    /// from the engine's directory without waiting for a reactor.
+    pub fn is_connected(&self, client: ClientId) -> Result<bool> {
+        self.check_open()?;
+        Ok(self.directory().contains(client))
+    }
+
     /// Members of `channel` now.
     pub fn channel_count(&self, channel: &str) -> Result<usize> {
         self.check_open()?;

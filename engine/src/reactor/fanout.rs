@@ -19,6 +19,9 @@ pub(super) struct Work {
     pub doomed: Vec<usize>,
     /// Replaying clients whose queue drained: they get the next part.
     pub replays: Vec<usize>,
+    /// The most bytes any client of this reactor has had queued (published to the
+    /// engine's `queue_high_water` once per turn: no atomic per recipient).
+    pub high_water: u64,
 }
 
 /// How a fanned-out frame relates to history and filters.
@@ -91,10 +94,8 @@ impl Work {
         }
         conn.out.push(frame.clone());
         conn.active = true;
-        if conn.blocked {
-            // Only a blocked client's queue grows beyond one flush's worth.
-            queueing.counters.raise_high_water(queued as u64);
-        } else if !conn.dirty {
+        self.high_water = self.high_water.max(queued as u64);
+        if !conn.blocked && !conn.dirty {
             conn.dirty = true;
             self.dirty.push_back(key);
         }
@@ -206,12 +207,20 @@ mod tests {
         assert!(!work.enqueue(&mut slab[0], 0, &frame, queueing));
         assert_eq!(slab[0].doomed, Some(DisconnectReason::Slow));
         assert_eq!(work.doomed, [0]);
-        // A blocked client is not put on the dirty list again; its queue depth counts.
-        let mut slab = conns(1);
+        // A blocked client is not put on the dirty list again; every queue's depth counts.
+        let mut slab = conns(2);
         let mut work = Work::default();
         slab[0].blocked = true;
         assert!(work.enqueue(&mut slab[0], 0, &frame, queueing));
         assert!(work.dirty.is_empty());
-        assert_eq!(counters.snapshot(0).queue_high_water, frame.len() as u64);
+        assert_eq!(work.high_water, frame.len() as u64);
+        let roomy = Queueing {
+            max_queue_bytes: 100,
+            ..queueing
+        };
+        assert!(work.enqueue(&mut slab[1], 1, &frame, roomy));
+        assert!(work.enqueue(&mut slab[1], 1, &frame, roomy));
+        assert_eq!(work.dirty, [1]);
+        assert_eq!(work.high_water, 2 * frame.len() as u64);
     }
 }

@@ -254,6 +254,7 @@ impl Shard {
             }
         }
         self.inbox.release();
+        self.shared.counters.raise_high_water(self.work.high_water);
         for _ in 0..FLUSH_CHUNK {
             let Some(key) = self.work.dirty.pop_front() else {
                 break;

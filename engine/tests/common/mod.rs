@@ -4,7 +4,6 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,17 +23,7 @@ pub fn socket_pair() -> (TcpStream, TcpStream) {
 /// Hands a fresh connection to the engine; returns the client's reader and id.
 pub fn connect(engine: &Engine, options: &ConnectOptions) -> Result<(SseClient, ClientId)> {
     let (client, server) = socket_pair();
-    // On error the engine leaves the fd to us (closed when `server` drops), except for a
-    // refused hand-over, where the engine owns and has closed it.
-    let id = match engine.connect_fd(server.as_raw_fd(), options) {
-        Ok(id) => id,
-        Err(e) if e.kind() != sse_engine::ErrorKind::LimitReached => return Err(e),
-        Err(e) => {
-            let _ = server.into_raw_fd();
-            return Err(e);
-        }
-    };
-    let _ = server.into_raw_fd();
+    let id = engine.connect_fd(server.into(), options)?;
     Ok((SseClient::new(client), id))
 }
 

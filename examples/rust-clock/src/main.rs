@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -79,9 +78,9 @@ fn serve(engine: &Engine, mut stream: TcpStream) {
                 ),
                 ..Default::default()
             };
-            let fd = stream.into_raw_fd();
-            if let Err(e) = engine.connect_fd(fd, &options) {
-                eprintln!("hand-over refused: {e}");
+            // A refusal that gives the socket back drops (closes) it here.
+            if let Err(refused) = engine.connect_fd(stream.into(), &options) {
+                eprintln!("hand-over refused: {refused}");
             }
         }
         _ => respond(stream, "404 Not Found", "text/plain", "not found\n"),

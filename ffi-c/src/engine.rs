@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ::sse_engine::Engine;
+use ::sse_engine::{Engine, Event};
 
 use crate::config::{config_of, sse_config};
 use crate::convert::{arg, out, required};
@@ -68,11 +68,7 @@ pub extern "C" fn sse_engine_shutdown_with_event(
 ) -> sse_status {
     call(|| {
         let e = engine_of(engine)?;
-        let last = if last.is_null() {
-            None
-        } else {
-            Some(event_of(last)?)
-        };
+        let last = last_event(last)?;
         Ok(e.shutdown_with(Duration::from_millis(u64::from(timeout_ms)), last.as_ref())?)
     })
 }
@@ -89,11 +85,7 @@ pub extern "C" fn sse_engine_begin_shutdown(
 ) -> sse_status {
     call(|| {
         let e = engine_of(engine)?;
-        let last = if last.is_null() {
-            None
-        } else {
-            Some(event_of(last)?)
-        };
+        let last = last_event(last)?;
         Ok(e.begin_shutdown(Duration::from_millis(u64::from(timeout_ms)), last.as_ref())?)
     })
 }
@@ -115,4 +107,12 @@ pub extern "C" fn sse_engine_wait_shutdown(
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
         out(out_stopped, e.wait_shutdown(timeout)?, "out_stopped")
     })
+}
+
+/// The optional last event of a shutdown (NULL = none).
+fn last_event(last: *const sse_event) -> Result<Option<Event>, Failure> {
+    if last.is_null() {
+        return Ok(None);
+    }
+    event_of(last).map(Some)
 }

@@ -53,14 +53,15 @@ def resume_id(header: Optional[str], query_string: str = "") -> Optional[str]:
 def connect_dup(engine: Any, fileno: int, **options: Any) -> Optional[int]:
     """Hands a ``dup()`` of the server's descriptor to the engine; the server then closes
     its own descriptor (without ``shutdown``). Returns the client id, or ``None`` when a
-    limit refused the client (the engine answered 503 and closed its duplicate). On any
-    other error the duplicate is closed and the error raised: the server still owns the
-    connection and can answer."""
+    limit refused the client (the engine answered 503). The duplicate is closed when the
+    engine gave it back (``fd_taken`` false) and the error raised: the server still owns
+    the connection and can answer."""
     fd = os.dup(fileno)
     try:
         return engine.connect(fd, **options)
-    except LimitReachedError:
-        return None
-    except BaseException:
-        os.close(fd)
+    except BaseException as e:
+        if not getattr(e, "fd_taken", False):
+            os.close(fd)  # the engine gave it back: the duplicate is ours to close
+        if isinstance(e, LimitReachedError):
+            return None
         raise

@@ -17,32 +17,97 @@ export declare const DISCONNECT_REASONS: readonly DisconnectReason[];
 /** How a client was handed over: its socket (plain HTTP/1.1) or its bytes (TLS, HTTP/2). */
 export type ConnectMode = 'socket' | 'stream';
 
-/** Engine settings. Durations are in milliseconds. */
+/**
+ * Engine settings, each with its default (`@default`; none: unset by default). Durations
+ * are in milliseconds, except `busyRetryAfterSecs` (seconds, as its name says). `null`
+ * leaves a setting unset (where it may be: the doc says what unset means).
+ */
 export interface EngineOptions {
-  /** Reactor threads; clients are spread over them. Default 1. */
+  /**
+   * Reactor threads (at most 64); clients are spread over them.
+   * @default 1
+   */
   threads?: number;
-  /** Heartbeat comment interval. Default 15000; `0`, `null` or `false` turns heartbeats off. */
+  /**
+   * Interval of the comment line sent to a client that got nothing meanwhile. `0`,
+   * `null` or `false`: no heartbeats.
+   * @default 15000
+   */
   heartbeatMs?: number | null | false;
-  /** `retry:` hint sent to every client after connecting. Default none. */
-  retryMs?: number;
-  /** Bytes a client may have queued before it is dropped as `slow`. Default 1 MiB, at least 1024. */
+  /** `retry:` hint sent to every client right after connecting. Unset: no hint. */
+  retryMs?: number | null;
+  /**
+   * Bytes a client may have queued (at least 1024); past it the client is dropped as `slow`.
+   * @default 1048576
+   */
   maxQueueBytes?: number;
-  /** Most clients at once; beyond it hand-overs are refused with 503. Default no limit. */
-  maxClients?: number;
-  /** Most clients in one channel. Default no limit. */
-  maxClientsPerChannel?: number;
-  /** A client that accepts no bytes this long is dropped as `timeout`. Default 30000; `0`, `null` or `false`: never. */
+  /** Most clients connected at once; beyond it hand-overs are refused with 503. Unset: no limit. */
+  maxClients?: number | null;
+  /** Most clients in one channel; beyond it hand-overs are refused with 503. Unset: no limit. */
+  maxClientsPerChannel?: number | null;
+  /**
+   * A client with queued bytes that accepts none this long is dropped as `timeout`
+   * (also sets TCP_USER_TIMEOUT and keepalive). `0`, `null` or `false`: never.
+   * @default 30000
+   */
   writeTimeoutMs?: number | null | false;
-  /** `Retry-After` seconds of the 503 answer to a refused hand-over. Default 5. */
+  /**
+   * `Retry-After` seconds of the 503 answer to a refused hand-over.
+   * @default 5
+   */
   busyRetryAfterSecs?: number;
-  /** Give channel and broadcast-to-all events an engine id when they have none. Default true. */
+  /**
+   * Give channel and broadcast-to-all events an engine id when they have none.
+   * @default true
+   */
   autoIds?: boolean;
-  /** History kept per channel (and for `broadcastAll`). Default 1000 events, 300000 ms; 0 turns it off. */
-  history?: { maxEvents?: number; maxAgeMs?: number };
-  /** Most events replayed to a reconnecting client at once. Default 1000. */
+  /** History kept per channel (and for `broadcastAll`), for replay. */
+  history?: HistoryOptions;
+  /**
+   * Most events replayed to a reconnecting client at once (at least 1); the rest
+   * follows as it drains.
+   * @default 1000
+   */
   maxReplay?: number;
-  /** Event sent to a client whose Last-Event-ID is not in history. Default 'sse-gap'; `null`/`false`: none. */
+  /**
+   * Event sent to a client whose Last-Event-ID is not in history. `null` or `false`: none.
+   * @default 'sse-gap'
+   */
   gapEvent?: string | null | false;
+}
+
+/** `EngineOptions.history`. */
+export interface HistoryOptions {
+  /**
+   * Events kept per channel; 0 turns history off.
+   * @default 1000
+   */
+  maxEvents?: number;
+  /**
+   * Age past which history events are dropped; 0 turns history off.
+   * @default 300000
+   */
+  maxAgeMs?: number;
+}
+
+/**
+ * The settings an engine runs with (`engine.config()`): every option, defaults filled
+ * in, `null` where a setting is unset. `new Engine(engine.config())` makes an engine
+ * with the same settings.
+ */
+export interface EngineConfig {
+  threads: number;
+  heartbeatMs: number | null;
+  retryMs: number | null;
+  maxQueueBytes: number;
+  maxClients: number | null;
+  maxClientsPerChannel: number | null;
+  writeTimeoutMs: number | null;
+  busyRetryAfterSecs: number;
+  autoIds: boolean;
+  history: Required<HistoryOptions>;
+  maxReplay: number;
+  gapEvent: string | null;
 }
 
 /** The request and response of any Node HTTP server: `http`, `https`, `http2` (compat API). */
@@ -276,6 +341,8 @@ export declare class Engine extends EventEmitter {
   /** Sets a channel's history limits (0 turns its history off). */
   configureChannel(channel: string, history: { maxEvents: number; maxAgeMs: number }): void;
 
+  /** The settings the engine runs with (also after close()). */
+  config(): EngineConfig;
   /** The counters (also after close()). */
   stats(): Stats;
   /** The counters in Prometheus text format (also after close()). */

@@ -482,6 +482,10 @@ class Engine extends EventEmitter {
     this._native.configureChannel(channel, number('history.maxEvents', o.maxEvents), number('history.maxAgeMs', o.maxAgeMs));
   }
 
+  config() {
+    return this._native.config();
+  }
+
   stats() {
     return this._native.stats();
   }

@@ -73,6 +73,8 @@ export declare class NativeEngine {
   closeChannel(channel: string, disconnect: boolean): number
   removeEmptyChannels(): number
   configureChannel(channel: string, maxEvents: number, maxAgeMs: number): void
+  /** The settings the engine runs with, under the option names (see `convert::config_js`). */
+  config(): import('./index').EngineConfig
   stats(): import('./index').Stats
   /** The counters in Prometheus text format. */
   metrics(): string
@@ -146,6 +148,14 @@ export interface HttpResponse {
  * Rules: `sse_engine::http::last_event_id`.
  */
 export declare function lastEventId(header?: string | undefined | null, query?: string | undefined | null): string | null
+
+/**
+ * The engine's settings and counters, declared once (`sse_engine::schema`):
+ * `{ config: Field[], stats: Field[] }`, each field `{ name, kind, unit, default, off,
+ * doc }` with the engine's names. The tests check the options, types and `stats()`
+ * against it.
+ */
+export declare function schema(): Record<'config' | 'stats', Array<{ name: string; kind: 'uint' | 'bool' | 'text'; unit: string; default: number | boolean | string | null; off: string | null; doc: string }>>
 
 /**
  * Stream mode: the head the JavaScript layer writes through `res` (status 200, the SSE

@@ -841,5 +841,6 @@ module.exports.disconnectReasons = nativeBinding.disconnectReasons
 module.exports.engineHeaders = nativeBinding.engineHeaders
 module.exports.extraHeaders = nativeBinding.extraHeaders
 module.exports.lastEventId = nativeBinding.lastEventId
+module.exports.schema = nativeBinding.schema
 module.exports.streamHead = nativeBinding.streamHead
 module.exports.VERSION = nativeBinding.VERSION

@@ -148,7 +148,8 @@ typedef enum sse_disconnect_reason {
 typedef struct sse_engine sse_engine;
 
 /**
- * Engine settings. Fill with sse_config_init, then change what you need.
+ * Engine settings. Fill with sse_config_init, then change what you need. Durations are
+ * whole milliseconds (`_ms`) or seconds (`_s`), as each name says.
  */
 typedef struct sse_config {
   /**
@@ -174,7 +175,8 @@ typedef struct sse_config {
    */
   uint32_t busy_retry_after_s;
   /**
-   * Bytes a client may have queued before it is dropped as slow (default 1 MiB, at least 1024).
+   * Bytes a client may have queued before it is dropped as slow (default 1048576 = 1 MiB,
+   * at least 1024).
    */
   size_t max_queue_bytes;
   /**
@@ -191,10 +193,14 @@ typedef struct sse_config {
    */
   bool auto_ids;
   /**
-   * History kept per channel: most events (default 1000) and oldest age in
-   * milliseconds (default 300000); either 0 turns history off.
+   * History kept per channel (and for broadcast-to-all): most events (default 1000;
+   * 0 turns history off).
    */
   uint32_t history_max_events;
+  /**
+   * History kept per channel: oldest age in milliseconds (default 300000; 0 turns
+   * history off).
+   */
   uint32_t history_max_age_ms;
   /**
    * Most events replayed to a reconnecting client at once (default 1000, at least 1).

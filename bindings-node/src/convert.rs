@@ -226,7 +226,45 @@ pub(crate) fn to_js<T: ToNapiValue>(env: &Env, value: T) -> napi::Result<Js> {
 // Records for JavaScript. JavaScript names are camelCase; the engine's (and Python's and
 // C's JSON) are snake_case. This is the one place where they are renamed, and each record
 // is taken apart field by field: a field the engine adds does not compile here until it
-// has a JavaScript name (and a line in index.d.ts).
+// has a JavaScript name (and test/schema.test.js fails until it has a line in index.d.ts).
+
+/// `Config` under the option names `new Engine()` takes (durations in milliseconds,
+/// `busyRetryAfterSecs` in seconds; `null` where a setting is unset), so that
+/// `new Engine(engine.config())` makes the same engine.
+pub(crate) fn config_js(c: &Config) -> Value {
+    let Config {
+        threads,
+        heartbeat,
+        retry,
+        max_queue_bytes,
+        max_clients,
+        max_clients_per_channel,
+        write_timeout,
+        busy_retry_after_secs,
+        auto_ids,
+        history: HistoryLimits {
+            max_events,
+            max_age,
+        },
+        max_replay,
+        gap_event,
+    } = c;
+    let ms = |d: &Duration| d.as_millis() as u64;
+    json!({
+        "threads": threads,
+        "heartbeatMs": heartbeat.as_ref().map(ms),
+        "retryMs": retry,
+        "maxQueueBytes": max_queue_bytes,
+        "maxClients": max_clients,
+        "maxClientsPerChannel": max_clients_per_channel,
+        "writeTimeoutMs": write_timeout.as_ref().map(ms),
+        "busyRetryAfterSecs": busy_retry_after_secs,
+        "autoIds": auto_ids,
+        "history": { "maxEvents": max_events, "maxAgeMs": ms(max_age) },
+        "maxReplay": max_replay,
+        "gapEvent": gap_event,
+    })
+}
 
 /// `Stats` with JavaScript names; `disconnects` by reason name (`closed`, `slow`, ...).
 pub(crate) fn stats(s: &Stats) -> Value {

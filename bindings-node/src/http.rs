@@ -6,7 +6,7 @@ use napi::Env;
 use napi_derive::napi;
 use sse_engine::DisconnectReason;
 
-use crate::convert::{self, HttpResponse};
+use crate::convert::{self, HttpResponse, Js};
 use crate::error;
 
 /// Disconnect reasons by number (the third value of a `disconnect` event triple).
@@ -18,6 +18,18 @@ pub fn disconnect_reasons(env: Env) -> napi::Result<Vec<String>> {
             .map(|r| r.as_str().to_string())
             .collect())
     })
+}
+
+/// The engine's settings and counters, declared once (`sse_engine::schema`):
+/// `{ config: Field[], stats: Field[] }`, each field `{ name, kind, unit, default, off,
+/// doc }` with the engine's names. The tests check the options, types and `stats()`
+/// against it.
+#[napi(
+    ts_return_type = "Record<'config' | 'stats', Array<{ name: string; kind: 'uint' | 'bool' | 'text'; unit: string; default: number | boolean | string | null; off: string | null; doc: string }>>",
+    catch_unwind
+)]
+pub fn schema(env: Env) -> napi::Result<Js> {
+    error::guard(&env, || convert::to_js(&env, sse_engine::schema::to_json()))
 }
 
 /// Response headers the engine writes itself (lower case): a framework's values for

@@ -465,6 +465,14 @@ impl NativeEngine {
         })
     }
 
+    /// The settings the engine runs with, under the option names (see `convert::config_js`).
+    #[napi(ts_return_type = "import('./index').EngineConfig", catch_unwind)]
+    pub fn config(&self, env: Env) -> napi::Result<Js> {
+        error::guard(&env, || {
+            convert::to_js(&env, convert::config_js(self.engine.config()))
+        })
+    }
+
     #[napi(ts_return_type = "import('./index').Stats", catch_unwind)]
     pub fn stats(&self, env: Env) -> napi::Result<Js> {
         error::guard(&env, || {

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PyString};
 use pyo3::IntoPyObjectExt;
 use serde_json::Value;
-use sse_engine::{ClientInfo, Config, DisconnectReason, Stats};
+use sse_engine::{ClientInfo, Config, DisconnectReason, HistoryLimits, Stats};
 
 use crate::errors;
 
@@ -87,7 +87,8 @@ pub fn optional<'py, T>(
 
 /// Reads the engine options (keyword arguments of `Engine(...)`). An option left out
 /// keeps the engine's default; `None` turns off what can be turned off. Every error
-/// names the option.
+/// names the option. Durations are seconds, except `retry_ms` (the Python rule;
+/// tests/test_schema.py checks these names against the engine's settings table).
 pub fn config_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
     let mut config = Config::default();
     let Some(options) = options else {
@@ -100,7 +101,7 @@ pub fn config_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
         match name {
             "threads" => config.threads = int(name, value)?,
             "heartbeat" => config.heartbeat = optional(value, |v| seconds(name, v))?,
-            "retry" => config.retry = optional(value, |v| int(name, v))?,
+            "retry_ms" => config.retry = optional(value, |v| int(name, v))?,
             "max_queue_bytes" => config.max_queue_bytes = int(name, value)?,
             "max_clients" => config.max_clients = optional(value, |v| int(name, v))?,
             "max_clients_per_channel" => {
@@ -113,6 +114,12 @@ pub fn config_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
             "history_age" => config.history.max_age = seconds(name, value)?,
             "max_replay" => config.max_replay = int(name, value)?,
             "gap_event" => config.gap_event = optional(value, |v| text(name, v))?,
+            "retry" => {
+                return Err(PyTypeError::new_err(
+                    "the engine option \"retry\" is now \"retry_ms\" (milliseconds; \
+                     every other duration is in seconds)",
+                ))
+            }
             other => {
                 return Err(PyTypeError::new_err(format!(
                     "unknown engine option {other:?}"
@@ -130,7 +137,7 @@ pub fn client_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
 }
 
 pub fn retry_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
-    optional(value, |v| int("retry", v))
+    optional(value, |v| int("retry_ms", v))
 }
 
 pub fn fd_arg(value: &Bound<'_, PyAny>) -> PyResult<i32> {
@@ -205,43 +212,80 @@ pub fn client_list<'py>(py: Python<'py>, infos: &[ClientInfo]) -> PyResult<Bound
 }
 
 /// The engine's counters as a dict; `disconnects` maps each reason to its count.
+/// Taken apart field by field: a counter the engine adds does not compile here until it
+/// has a key (and tests/test_schema.py fails until the `Stats` typed dict has it).
 pub fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
+    let Stats {
+        connections_open,
+        connections_total,
+        refused_total,
+        disconnects: _,
+        events_published,
+        frames_queued,
+        bytes_written,
+        write_calls,
+        heartbeats,
+        queue_high_water,
+        events_replayed,
+        gaps,
+        reactor_failures,
+    } = *s;
     let dict = PyDict::new(py);
-    dict.set_item("connections_open", s.connections_open)?;
-    dict.set_item("connections_total", s.connections_total)?;
-    dict.set_item("refused_total", s.refused_total)?;
+    dict.set_item("connections_open", connections_open)?;
+    dict.set_item("connections_total", connections_total)?;
+    dict.set_item("refused_total", refused_total)?;
     let disconnects = PyDict::new(py);
     for reason in DisconnectReason::ALL {
         disconnects.set_item(reason.as_str(), s.disconnects_by(reason))?;
     }
     dict.set_item("disconnects", disconnects)?;
-    dict.set_item("events_published", s.events_published)?;
-    dict.set_item("frames_queued", s.frames_queued)?;
-    dict.set_item("bytes_written", s.bytes_written)?;
-    dict.set_item("write_calls", s.write_calls)?;
-    dict.set_item("heartbeats", s.heartbeats)?;
-    dict.set_item("queue_high_water", s.queue_high_water)?;
-    dict.set_item("events_replayed", s.events_replayed)?;
-    dict.set_item("reactor_failures", s.reactor_failures)?;
-    dict.set_item("gaps", s.gaps)?;
+    dict.set_item("events_published", events_published)?;
+    dict.set_item("frames_queued", frames_queued)?;
+    dict.set_item("bytes_written", bytes_written)?;
+    dict.set_item("write_calls", write_calls)?;
+    dict.set_item("heartbeats", heartbeats)?;
+    dict.set_item("queue_high_water", queue_high_water)?;
+    dict.set_item("events_replayed", events_replayed)?;
+    dict.set_item("gaps", gaps)?;
+    dict.set_item("reactor_failures", reactor_failures)?;
     Ok(dict)
 }
 
-/// The configuration under the option names `Engine(...)` takes (durations in seconds).
+/// The configuration under the option names `Engine(...)` takes (durations in seconds,
+/// `retry_ms` in milliseconds; `None` where a setting is unset), so that
+/// `Engine(**engine.config())` makes the same engine. Taken apart field by field, like
+/// `stats_dict`.
 pub fn config_dict<'py>(py: Python<'py>, c: &Config) -> PyResult<Bound<'py, PyDict>> {
+    let Config {
+        threads,
+        heartbeat,
+        retry,
+        max_queue_bytes,
+        max_clients,
+        max_clients_per_channel,
+        write_timeout,
+        busy_retry_after_secs,
+        auto_ids,
+        history: HistoryLimits {
+            max_events,
+            max_age,
+        },
+        max_replay,
+        gap_event,
+    } = c;
     let dict = PyDict::new(py);
-    dict.set_item("threads", c.threads)?;
-    dict.set_item("heartbeat", c.heartbeat.map(|d| d.as_secs_f64()))?;
-    dict.set_item("retry", c.retry)?;
-    dict.set_item("max_queue_bytes", c.max_queue_bytes)?;
-    dict.set_item("max_clients", c.max_clients)?;
-    dict.set_item("max_clients_per_channel", c.max_clients_per_channel)?;
-    dict.set_item("write_timeout", c.write_timeout.map(|d| d.as_secs_f64()))?;
-    dict.set_item("busy_retry_after", c.busy_retry_after_secs)?;
-    dict.set_item("auto_ids", c.auto_ids)?;
-    dict.set_item("history_size", c.history.max_events)?;
-    dict.set_item("history_age", c.history.max_age.as_secs_f64())?;
-    dict.set_item("max_replay", c.max_replay)?;
-    dict.set_item("gap_event", c.gap_event.as_deref())?;
+    dict.set_item("threads", threads)?;
+    dict.set_item("heartbeat", heartbeat.map(|d| d.as_secs_f64()))?;
+    dict.set_item("retry_ms", retry)?;
+    dict.set_item("max_queue_bytes", max_queue_bytes)?;
+    dict.set_item("max_clients", max_clients)?;
+    dict.set_item("max_clients_per_channel", max_clients_per_channel)?;
+    dict.set_item("write_timeout", write_timeout.map(|d| d.as_secs_f64()))?;
+    dict.set_item("busy_retry_after", busy_retry_after_secs)?;
+    dict.set_item("auto_ids", auto_ids)?;
+    dict.set_item("history_size", max_events)?;
+    dict.set_item("history_age", max_age.as_secs_f64())?;
+    dict.set_item("max_replay", max_replay)?;
+    dict.set_item("gap_event", gap_event.as_deref())?;
     Ok(dict)
 }

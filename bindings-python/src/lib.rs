@@ -24,7 +24,7 @@ use sse_engine::{ConnectOptions, DisconnectReason, Engine, Event, HistoryLimits,
 
 use errors::{found, IntoPy};
 
-/// The last event of `shutdown`: (data, event name, id, retry).
+/// The last event of `shutdown`: (data, event name, id, retry in ms).
 type LastEvent = (String, Option<String>, Option<String>, Option<u64>);
 
 /// Most lifecycle events handed to Python in one batch.
@@ -54,10 +54,8 @@ fn reason_name(reason: DisconnectReason) -> &'static str {
 
 #[pymethods]
 impl NativeEngine {
-    /// Starts an engine. Keyword options: threads, heartbeat (seconds or None), retry
-    /// (ms), max_queue_bytes, max_clients, max_clients_per_channel, write_timeout
-    /// (seconds or None), busy_retry_after (seconds), auto_ids, history_size,
-    /// history_age (seconds), max_replay, gap_event (name or None).
+    /// Starts an engine. Keyword options: those of `sse_engine.Engine` (its docstring
+    /// lists them; `convert::config_from` reads them).
     #[new]
     #[pyo3(signature = (**options))]
     fn new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
@@ -71,7 +69,7 @@ impl NativeEngine {
 
     /// Takes over a connected TCP socket fd; returns the client id.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (fd, channels, user, metadata, headers, last_event_id, retry, head_sent))]
+    #[pyo3(signature = (fd, channels, user, metadata, headers, last_event_id, retry_ms, head_sent))]
     fn connect_fd(
         &self,
         py: Python<'_>,
@@ -81,7 +79,7 @@ impl NativeEngine {
         metadata: Option<String>,
         headers: Vec<(String, String)>,
         last_event_id: Option<String>,
-        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry_ms: Option<u64>,
         head_sent: bool,
     ) -> PyResult<u64> {
         let options = ConnectOptions {
@@ -90,7 +88,7 @@ impl NativeEngine {
             metadata,
             headers,
             last_event_id,
-            retry,
+            retry: retry_ms,
             head_sent,
         };
         if fd < 0 {
@@ -106,7 +104,7 @@ impl NativeEngine {
     }
 
     /// Registers a stream-mode client (the host writes the bytes); returns its id.
-    #[pyo3(signature = (channels, user, metadata, last_event_id, retry))]
+    #[pyo3(signature = (channels, user, metadata, last_event_id, retry_ms))]
     fn connect_stream(
         &self,
         py: Python<'_>,
@@ -114,14 +112,14 @@ impl NativeEngine {
         user: Option<String>,
         metadata: Option<String>,
         last_event_id: Option<String>,
-        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry_ms: Option<u64>,
     ) -> PyResult<u64> {
         let options = ConnectOptions {
             channels,
             user,
             metadata,
             last_event_id,
-            retry,
+            retry: retry_ms,
             ..ConnectOptions::default()
         };
         py.detach(|| self.engine.connect_stream(&options)).py_err()
@@ -149,7 +147,7 @@ impl NativeEngine {
     }
 
     /// Sends to one client. False when no such client is connected.
-    #[pyo3(signature = (client, data, event_name, id, retry))]
+    #[pyo3(signature = (client, data, event_name, id, retry_ms))]
     fn send(
         &self,
         py: Python<'_>,
@@ -157,13 +155,13 @@ impl NativeEngine {
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry_ms: Option<u64>,
     ) -> PyResult<bool> {
-        let ev = event(data, event_name, id, retry);
+        let ev = event(data, event_name, id, retry_ms);
         Ok(found(py.detach(|| self.engine.send_to_client(client, &ev)))?.is_some())
     }
 
-    #[pyo3(signature = (user, data, event_name, id, retry))]
+    #[pyo3(signature = (user, data, event_name, id, retry_ms))]
     fn send_to_user(
         &self,
         py: Python<'_>,
@@ -171,13 +169,13 @@ impl NativeEngine {
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry_ms: Option<u64>,
     ) -> PyResult<usize> {
-        let ev = event(data, event_name, id, retry);
+        let ev = event(data, event_name, id, retry_ms);
         py.detach(|| self.engine.send_to_user(&user, &ev)).py_err()
     }
 
-    #[pyo3(signature = (channel, data, event_name, id, retry))]
+    #[pyo3(signature = (channel, data, event_name, id, retry_ms))]
     fn broadcast(
         &self,
         py: Python<'_>,
@@ -185,27 +183,27 @@ impl NativeEngine {
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry_ms: Option<u64>,
     ) -> PyResult<usize> {
-        let ev = event(data, event_name, id, retry);
+        let ev = event(data, event_name, id, retry_ms);
         py.detach(|| self.engine.broadcast(&channel, &ev)).py_err()
     }
 
-    #[pyo3(signature = (data, event_name, id, retry))]
+    #[pyo3(signature = (data, event_name, id, retry_ms))]
     fn broadcast_all(
         &self,
         py: Python<'_>,
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry_ms: Option<u64>,
     ) -> PyResult<usize> {
-        let ev = event(data, event_name, id, retry);
+        let ev = event(data, event_name, id, retry_ms);
         py.detach(|| self.engine.broadcast_all(&ev)).py_err()
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (channel, filter, data, event_name, id, retry))]
+    #[pyo3(signature = (channel, filter, data, event_name, id, retry_ms))]
     fn broadcast_where(
         &self,
         py: Python<'_>,
@@ -214,9 +212,9 @@ impl NativeEngine {
         data: String,
         event_name: Option<String>,
         id: Option<String>,
-        #[pyo3(from_py_with = convert::retry_arg)] retry: Option<u64>,
+        #[pyo3(from_py_with = convert::retry_arg)] retry_ms: Option<u64>,
     ) -> PyResult<usize> {
-        let ev = event(data, event_name, id, retry);
+        let ev = event(data, event_name, id, retry_ms);
         py.detach(|| self.engine.broadcast_where(&channel, &filter, &ev))
             .py_err()
     }
@@ -508,6 +506,15 @@ fn last_event_id(header: Option<&str>, query: Option<&str>) -> Option<String> {
     sse_engine::http::last_event_id(header, query)
 }
 
+/// The engine's settings and counters, declared once (`sse_engine::schema`):
+/// `{"config": [field...], "stats": [field...]}`, each field a dict `name`, `kind`,
+/// `unit`, `default`, `off`, `doc` with the engine's names. The tests check the
+/// keywords, `config()`, `stats()` and the docs against it.
+#[pyfunction]
+fn schema(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    convert::json_to_py(py, &sse_engine::schema::to_json())
+}
+
 /// The native half of the `sse_engine` package.
 /// Test-only (cargo feature `fault-injection`): 1 makes the next engine call panic, 2 the
 /// next command a reactor applies.
@@ -533,7 +540,7 @@ mod _native {
     #[pymodule_export]
     use super::arm_fault;
     #[pymodule_export]
-    use super::{busy_answer, last_event_id, stream_head, NativeEngine};
+    use super::{busy_answer, last_event_id, schema, stream_head, NativeEngine};
 
     #[pymodule_export]
     use crate::errors::{ClientNotFoundError, EngineClosedError, LimitReachedError};

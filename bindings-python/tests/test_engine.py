@@ -37,7 +37,7 @@ def connect(engine, **options):
 
 def test_connect_socket_writes_head_and_detaches(engine):
     server, client = tcp_pair()
-    cid = engine.connect(server, channels=["news"], headers={"X-Trace": "abc"}, retry=2500)
+    cid = engine.connect(server, channels=["news"], headers={"X-Trace": "abc"}, retry_ms=2500)
     assert isinstance(cid, int) and cid > 0
     assert server.fileno() == -1  # detached: the object no longer owns the descriptor
     raw = RawClient(client)
@@ -173,7 +173,7 @@ def test_custom_serializer():
 
 def test_ids_retry_and_engine_ids(engine):
     cid, raw = connect(engine, channels=["c"])
-    engine.broadcast("c", "a", id=5, retry=1000)
+    engine.broadcast("c", "a", id=5, retry_ms=1000)
     engine.broadcast("c", "b")
     first, second = raw.read_events(2)
     assert first == {"id": "5", "retry": "1000", "data": "a"}
@@ -468,7 +468,7 @@ def test_stream_mode_take_and_close(engine):
     engine.on_disconnect = lambda c, r: gone.append((c, r))
     for i in range(3):
         engine.broadcast("s", f"h{i}", id=f"h{i}")
-    cid = engine.connect_stream(channels=["s"], last_event_id="h0", retry=100)
+    cid = engine.connect_stream(channels=["s"], last_event_id="h0", retry_ms=100)
     data = b""
     deadline = time.monotonic() + 5
     while not data.endswith(b"h2\n\n") and time.monotonic() < deadline:
@@ -554,9 +554,9 @@ def test_bad_options_leave_the_socket_with_the_caller(engine):
         ({"headers": {"X-Bad": "a\r\nInjected: 1"}}, ValueError),
         ({"headers": {"Content-Type": "text/html"}}, ValueError),
         ({"last_event_id": "a\nb"}, ValueError),
-        ({"retry": -1}, ValueError),
-        ({"retry": 2**64}, ValueError),
-        ({"retry": "soon"}, TypeError),
+        ({"retry_ms": -1}, ValueError),
+        ({"retry_ms": 2**64}, ValueError),
+        ({"retry_ms": "soon"}, TypeError),
     ]:
         with pytest.raises(exc):
             engine.connect(server, **bad)
@@ -626,11 +626,11 @@ def test_out_of_range_integers_are_value_errors_naming_the_argument(engine):
             lambda v: engine.set_metadata(v, None), lambda v: engine.get_client(v),
             lambda v: engine.take_stream(v), lambda v: engine.close_stream(v),
         ],
-        "retry": [
-            lambda v: engine.send(cid, "x", retry=v), lambda v: engine.send_to_user("u", "x", retry=v),
-            lambda v: engine.broadcast("c", "x", retry=v), lambda v: engine.broadcast_all("x", retry=v),
-            lambda v: engine.broadcast_where("c", {}, "x", retry=v),
-            lambda v: engine.connect_stream(retry=v), lambda v: engine.connect(server, retry=v),
+        "retry_ms": [
+            lambda v: engine.send(cid, "x", retry_ms=v), lambda v: engine.send_to_user("u", "x", retry_ms=v),
+            lambda v: engine.broadcast("c", "x", retry_ms=v), lambda v: engine.broadcast_all("x", retry_ms=v),
+            lambda v: engine.broadcast_where("c", {}, "x", retry_ms=v),
+            lambda v: engine.connect_stream(retry_ms=v), lambda v: engine.connect(server, retry_ms=v),
         ],
         "max_bytes": [lambda v: engine.take_stream(cid, v)],
         "history_size": [lambda v: engine.configure_channel("c", history_size=v, history_age=1)],
@@ -652,7 +652,7 @@ def test_out_of_range_integers_are_value_errors_naming_the_argument(engine):
 
 
 def test_out_of_range_engine_options_are_value_errors():
-    for name in ("threads", "retry", "max_queue_bytes", "max_clients", "max_clients_per_channel",
+    for name in ("threads", "retry_ms", "max_queue_bytes", "max_clients", "max_clients_per_channel",
                  "busy_retry_after", "history_size", "max_replay"):
         for value in (-1, 2**64):
             with pytest.raises(ValueError, match=name) as info:

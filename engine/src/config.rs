@@ -16,16 +16,18 @@ pub const MAX_THREADS: usize = 64;
 /// Smallest per-client queue limit accepted, in bytes.
 pub const MIN_QUEUE_BYTES: usize = 1024;
 
-/// How the engine runs. `Config::default()` gives the documented defaults.
+/// How the engine runs. `Config::default()` gives the defaults: each setting's default
+/// and unit are in [`schema::CONFIG_FIELDS`](crate::schema::CONFIG_FIELDS) (shown in
+/// README.md), which a test keeps equal to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Reactor threads (shards); clients are spread over them. Default 1.
+    /// Reactor threads (shards); clients are spread over them.
     pub threads: usize,
-    /// Interval of the heartbeat comment sent to idle clients. Default 15 s; `None` = off.
+    /// Interval of the heartbeat comment sent to idle clients; `None` = off.
     pub heartbeat: Option<Duration>,
-    /// `retry:` hint (milliseconds) sent to every client right after connecting. Default none.
+    /// `retry:` hint (milliseconds) sent to every client right after connecting; `None` = none.
     pub retry: Option<u64>,
-    /// Bytes a client may have queued; past it the client is dropped as `slow`. Default 1 MiB.
+    /// Bytes a client may have queued; past it the client is dropped as `slow`.
     pub max_queue_bytes: usize,
     /// Most clients connected at once; `None` = no limit. Beyond it hand-over is refused (503).
     pub max_clients: Option<usize>,
@@ -34,22 +36,21 @@ pub struct Config {
     /// A client with queued bytes that accepts none for this long is dropped as `timeout`.
     /// It also sets `TCP_USER_TIMEOUT` and keepalive on handed-over sockets, so a peer
     /// that vanished (no FIN, no RST) is dropped as `timeout` within about this long,
-    /// even while nothing is sent. Default 30 s; `None` = never.
+    /// even while nothing is sent. `None` = never.
     pub write_timeout: Option<Duration>,
-    /// Seconds sent in `Retry-After` with the 503 answer to a refused hand-over. Default 5.
+    /// Seconds sent in `Retry-After` with the 503 answer to a refused hand-over.
     pub busy_retry_after_secs: u32,
     /// Give events published to a channel or to all an engine id when the caller gives
-    /// none (format in [`crate::history`]). Default on.
+    /// none (format in [`crate::history`]).
     pub auto_ids: bool,
-    /// History kept per channel (and for `broadcast_all`): most events and oldest age.
-    /// Default 1,000 events, 5 minutes; 0 turns history off. `configure_channel` sets
-    /// other limits for one channel.
+    /// History kept per channel (and for `broadcast_all`): most events and oldest age;
+    /// 0 turns history off. `configure_channel` sets other limits for one channel.
     pub history: HistoryLimits,
     /// Most events replayed to a reconnecting client at once; the rest follows as the
-    /// client drains its queue. Default 1,000.
+    /// client drains its queue.
     pub max_replay: usize,
     /// Name of the event sent to a client whose `Last-Event-ID` is not in history
-    /// (its data: `{"lastEventId": "..."}`). Default `sse-gap`; `None` = send nothing
+    /// (its data: `{"lastEventId": "..."}`); `None` = send nothing
     /// (the host still gets the `gap` lifecycle event).
     pub gap_event: Option<String>,
 }

@@ -34,6 +34,7 @@ mod lifecycle;
 mod metrics;
 mod reactor;
 mod registry;
+pub mod schema;
 mod stats;
 mod sys;
 

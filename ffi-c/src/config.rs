@@ -9,7 +9,8 @@ use ::sse_engine::{Config, HistoryLimits};
 use crate::convert::{opt_arg, opt_text, out};
 use crate::status::{call, sse_status, Failure};
 
-/// Engine settings. Fill with sse_config_init, then change what you need.
+/// Engine settings. Fill with sse_config_init, then change what you need. Durations are
+/// whole milliseconds (`_ms`) or seconds (`_s`), as each name says.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sse_config {
@@ -25,7 +26,8 @@ pub struct sse_config {
     pub write_timeout_ms: u32,
     /// Seconds in the Retry-After header of the 503 answer to a refused hand-over (default 5).
     pub busy_retry_after_s: u32,
-    /// Bytes a client may have queued before it is dropped as slow (default 1 MiB, at least 1024).
+    /// Bytes a client may have queued before it is dropped as slow (default 1048576 = 1 MiB,
+    /// at least 1024).
     pub max_queue_bytes: usize,
     /// Most clients at once (default 0 = unlimited).
     pub max_clients: usize,
@@ -34,9 +36,11 @@ pub struct sse_config {
     /// Give channel and broadcast-all events an engine id (`<epoch>-<seq>`) when the
     /// caller gives none (default true).
     pub auto_ids: bool,
-    /// History kept per channel: most events (default 1000) and oldest age in
-    /// milliseconds (default 300000); either 0 turns history off.
+    /// History kept per channel (and for broadcast-to-all): most events (default 1000;
+    /// 0 turns history off).
     pub history_max_events: u32,
+    /// History kept per channel: oldest age in milliseconds (default 300000; 0 turns
+    /// history off).
     pub history_max_age_ms: u32,
     /// Most events replayed to a reconnecting client at once (default 1000, at least 1).
     pub max_replay: u32,

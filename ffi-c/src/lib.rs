@@ -35,6 +35,9 @@ mod convert;
 // Test-only fault injection (not in the header).
 #[cfg(feature = "fault-injection")]
 mod fault;
+// Tests: sse_config and sse_stats against the engine's tables of settings and counters.
+#[cfg(test)]
+mod schema_test;
 
 pub use callback::{
     sse_disconnect_reason, sse_event_callback, sse_lifecycle_event, sse_lifecycle_kind,

@@ -11,6 +11,9 @@ import {
   type ClientInfo,
   type ConnectMode,
   type DisconnectReason,
+  type EngineConfig,
+  type EngineOptions,
+  type HistoryOptions,
   type SseError,
   type Stats,
 } from 'sse-engine';
@@ -56,6 +59,10 @@ const client: ClientInfo | null = engine.getClient(1);
 const lists: ClientInfo[][] = [engine.clients(), engine.clientsIn('a'), engine.clientsOf('u')];
 const channels: ChannelInfo[] = engine.channels();
 engine.configureChannel('a', { maxEvents: 5, maxAgeMs: 1000 });
+const config: EngineConfig = engine.config();
+const history: HistoryOptions = config.history;
+const options: EngineOptions = config; // a config is accepted back as options
+const copy = new Engine(options);
 const stats: Stats = engine.stats();
 const open: number = stats.connectionsOpen + stats.disconnects.slow;
 const queued: number | undefined = client?.queuedBytes;
@@ -79,4 +86,4 @@ fastify.get('/events', (_request, reply) => {
   void id;
 });
 
-void [version, reasons, sent, counts, flags, client, lists, channels, open, text, closed];
+void [version, reasons, sent, counts, flags, client, lists, channels, history, copy, open, text, closed];

@@ -5,7 +5,7 @@ event stream, hand the connection over and from then on only send::
 
     import sse_engine
 
-    engine = sse_engine.Engine(heartbeat=15)
+    engine = sse_engine.Engine(heartbeat=15)  # durations in seconds
     client = engine.connect(sock, channels=["news"], last_event_id=last_id)
     engine.broadcast("news", {"title": "hello"}, event="headline")
 
@@ -15,7 +15,7 @@ slowly and fans out without the GIL. Framework helpers are in
 :mod:`sse_engine.integrations`.
 """
 
-from ._engine import DEFAULT_CLOSE_TIMEOUT, Engine
+from ._engine import DEFAULT_CLOSE_TIMEOUT, Engine, EngineConfig, Stats
 from ._native import (
     DISCONNECT_REASONS,
     ENGINE_VERSION,
@@ -28,6 +28,8 @@ __version__ = ENGINE_VERSION
 
 __all__ = [
     "Engine",
+    "EngineConfig",
+    "Stats",
     "EngineClosedError",
     "LimitReachedError",
     "ClientNotFoundError",

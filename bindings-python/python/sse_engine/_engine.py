@@ -10,7 +10,19 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    TypedDict,
+    Union,
+    cast,
+)
 
 from . import _handover
 from ._native import (
@@ -20,7 +32,7 @@ from ._native import (
     NativeEngine,
 )
 
-__all__ = ["Engine", "DEFAULT_CLOSE_TIMEOUT"]
+__all__ = ["Engine", "EngineConfig", "Stats", "DEFAULT_CLOSE_TIMEOUT"]
 
 logger = logging.getLogger("sse_engine")
 
@@ -32,6 +44,46 @@ _POLL_SECONDS = 0.5
 _CALLBACK_KINDS = ("connect", "disconnect", "gap")
 
 Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
+
+
+class EngineConfig(TypedDict):
+    """What :meth:`Engine.config` returns: every option of ``Engine()`` (its docstring
+    says what each is), ``None`` where a setting is unset."""
+
+    threads: int
+    heartbeat: Optional[float]
+    retry_ms: Optional[int]
+    max_queue_bytes: int
+    max_clients: Optional[int]
+    max_clients_per_channel: Optional[int]
+    write_timeout: Optional[float]
+    busy_retry_after: int
+    auto_ids: bool
+    history_size: int
+    history_age: float
+    max_replay: int
+    gap_event: Optional[str]
+
+
+class Stats(TypedDict):
+    """What :meth:`Engine.stats` returns: the engine's counters (README.md's counters
+    table says what each is); ``disconnects`` maps each reason of
+    :data:`DISCONNECT_REASONS` to its count."""
+
+    connections_open: int
+    connections_total: int
+    refused_total: int
+    disconnects: Dict[str, int]
+    events_published: int
+    frames_queued: int
+    bytes_written: int
+    write_calls: int
+    heartbeats: int
+    queue_high_water: int
+    events_replayed: int
+    gaps: int
+    reactor_failures: int
+
 
 # Engines still open, closed at interpreter exit (before daemon threads are frozen).
 _open_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
@@ -133,13 +185,34 @@ class _StreamWaiter:
 class Engine:
     """A running SSE engine.
 
-    Keyword options (left out: the engine's default): ``threads`` (1), ``heartbeat``
-    (seconds, 15; ``None`` = off), ``retry`` (ms hint sent on connect), ``max_queue_bytes``
-    (1 MiB; past it a client is dropped as ``slow``), ``max_clients``,
-    ``max_clients_per_channel``, ``write_timeout`` (seconds, 30; ``None`` = never),
-    ``busy_retry_after`` (seconds in the 503 answer), ``auto_ids`` (True),
-    ``history_size`` (1000 events per channel), ``history_age`` (seconds, 300),
-    ``max_replay`` (1000), ``gap_event`` (``"sse-gap"``; ``None`` = send nothing).
+    Engine options, keywords shown with their defaults (an option left out keeps it).
+    Durations are seconds (``int`` or ``float``), except ``retry_ms``, in milliseconds;
+    ``None`` leaves a setting unset where it may be:
+
+    - ``threads=1``: reactor threads (at most 64); clients are spread over them.
+    - ``heartbeat=15``: seconds between the comment lines sent to a client that got
+      nothing meanwhile; ``None``: no heartbeats.
+    - ``retry_ms=None``: ``retry:`` hint sent to every client right after connecting,
+      in milliseconds; ``None``: no hint.
+    - ``max_queue_bytes=1048576``: bytes a client may have queued (at least 1024); past
+      it the client is dropped as ``slow``.
+    - ``max_clients=None``: most clients at once; beyond it a hand-over is refused
+      (503); ``None``: no limit.
+    - ``max_clients_per_channel=None``: most clients in one channel; ``None``: no limit.
+    - ``write_timeout=30``: a client with queued bytes that accepts none this long is
+      dropped as ``timeout`` (also TCP_USER_TIMEOUT and keepalive); ``None``: never.
+    - ``busy_retry_after=5``: seconds in the ``Retry-After`` of the 503 answer.
+    - ``auto_ids=True``: give channel and broadcast-to-all events an engine id when
+      they have none.
+    - ``history_size=1000``: events kept per channel for replay; 0 turns history off.
+    - ``history_age=300``: seconds after which history events are dropped; 0 turns
+      history off.
+    - ``max_replay=1000``: most events replayed to a reconnecting client at once.
+    - ``gap_event="sse-gap"``: event sent to a client whose Last-Event-ID is not in
+      history; ``None``: none.
+
+    :meth:`config` gives them back as they are in force (``Engine(**e.config())`` makes
+    the same engine); an unknown option is a ``TypeError``.
 
     Python options: ``serializer`` turns non-``str`` data into text (default
     ``json.dumps``); ``on_connect(client)``, ``on_disconnect(client, reason)``,
@@ -377,7 +450,7 @@ class Engine:
         metadata: Any = None,
         headers: Headers = None,
         last_event_id: Optional[str] = None,
-        retry: Optional[int] = None,
+        retry_ms: Optional[int] = None,
         head_sent: bool = False,
         takeover: str = "detach",
     ) -> int:
@@ -407,7 +480,7 @@ class Engine:
             _json_object(metadata, "metadata"),
             _headers(headers),
             last_event_id,
-            retry,
+            retry_ms,
             bool(head_sent),
         )
         native = self._n()
@@ -453,7 +526,7 @@ class Engine:
         user: Optional[str] = None,
         metadata: Any = None,
         last_event_id: Optional[str] = None,
-        retry: Optional[int] = None,
+        retry_ms: Optional[int] = None,
     ) -> int:
         """Registers a stream-mode client: the engine keeps its state (channels,
         history and replay, heartbeats, limits, timeouts) but the host writes the
@@ -465,7 +538,7 @@ class Engine:
             user,
             _json_object(metadata, "metadata"),
             last_event_id,
-            retry,
+            retry_ms,
         )
 
     def take_stream(self, client: int, max_bytes: int = 65536) -> Optional[bytes]:
@@ -489,29 +562,29 @@ class Engine:
     # ------------------------------------------------------------------ sends
 
     def send(self, client: int, data: Any, *, event: Optional[str] = None,
-             id: Any = None, retry: Optional[int] = None) -> bool:
+             id: Any = None, retry_ms: Optional[int] = None) -> bool:
         """Sends an event to one client. False when no such client is connected."""
-        return self._n().send(client, self._text(data), event, _event_id(id), retry)
+        return self._n().send(client, self._text(data), event, _event_id(id), retry_ms)
 
     def send_to_user(self, user: str, data: Any, *, event: Optional[str] = None,
-                     id: Any = None, retry: Optional[int] = None) -> int:
+                     id: Any = None, retry_ms: Optional[int] = None) -> int:
         """Sends to every connection of ``user``; returns how many."""
-        return self._n().send_to_user(user, self._text(data), event, _event_id(id), retry)
+        return self._n().send_to_user(user, self._text(data), event, _event_id(id), retry_ms)
 
     def broadcast(self, channel: str, data: Any, *, event: Optional[str] = None,
-                  id: Any = None, retry: Optional[int] = None) -> int:
+                  id: Any = None, retry_ms: Optional[int] = None) -> int:
         """Sends to every member of ``channel`` (and keeps it in the channel's
         history); returns how many members it was queued for."""
-        return self._n().broadcast(channel, self._text(data), event, _event_id(id), retry)
+        return self._n().broadcast(channel, self._text(data), event, _event_id(id), retry_ms)
 
     def broadcast_all(self, data: Any, *, event: Optional[str] = None,
-                      id: Any = None, retry: Optional[int] = None) -> int:
+                      id: Any = None, retry_ms: Optional[int] = None) -> int:
         """Sends to every connected client; returns how many."""
-        return self._n().broadcast_all(self._text(data), event, _event_id(id), retry)
+        return self._n().broadcast_all(self._text(data), event, _event_id(id), retry_ms)
 
     def broadcast_where(self, channel: str, filter: Any, data: Any, *,
                         event: Optional[str] = None, id: Any = None,
-                        retry: Optional[int] = None) -> int:
+                        retry_ms: Optional[int] = None) -> int:
         """Sends to the members of ``channel`` whose metadata matches ``filter``, a
         dict of field equalities where a value may be ``{"$in": [...]}``. Returns the
         number of members the filter is evaluated against."""
@@ -519,7 +592,7 @@ class Engine:
         if filter_json is None:
             raise TypeError("filter must be a dict, not None")
         return self._n().broadcast_where(
-            channel, filter_json, self._text(data), event, _event_id(id), retry
+            channel, filter_json, self._text(data), event, _event_id(id), retry_ms
         )
 
     # ------------------------------------------------------------------ membership
@@ -591,15 +664,15 @@ class Engine:
         """Sets a channel's history bounds (0 turns its history off)."""
         self._n().configure_channel(channel, history_size, history_age)
 
-    def config(self) -> Dict[str, Any]:
+    def config(self) -> EngineConfig:
         """The options the engine runs with (every option of ``Engine()``, defaults
-        filled in; durations in seconds)."""
-        return self._native.config()
+        filled in, ``None`` where unset; durations in seconds, ``retry_ms`` in ms)."""
+        return cast(EngineConfig, self._native.config())
 
-    def stats(self) -> Dict[str, Any]:
+    def stats(self) -> Stats:
         """The engine's counters (``disconnects`` is a dict by reason). Still readable
         after :meth:`close`."""
-        return self._n().stats()
+        return cast(Stats, self._n().stats())
 
     def metrics(self) -> str:
         """The counters in Prometheus text format (``sse_engine_*``)."""

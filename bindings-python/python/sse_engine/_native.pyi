@@ -1,7 +1,7 @@
 """Type stubs of the native module (PyO3). Use the ``sse_engine`` package, not this.
 
 Every argument is converted with an error that names it: an ``int`` out of the range of
-its Rust type (``client``, ``retry``, ``max_bytes``, ``history_size``, ``fd``, the
+its Rust type (``client``, ``retry_ms``, ``max_bytes``, ``history_size``, ``fd``, the
 integer options of ``NativeEngine(...)``) raises ``ValueError`` (never
 ``OverflowError``), a number of seconds (``timeout``, ``history_age``, ``heartbeat``...)
 must be a non-negative finite ``int`` or ``float`` (else ``ValueError``), text that is
@@ -26,6 +26,11 @@ def stream_head(headers: List[Tuple[str, str]], http2: bool) -> _HttpResponse:
 
 def busy_answer(retry_after_secs: int, http2: bool) -> _HttpResponse:
     """The 503 answer to a hand-over refused by a limit."""
+
+def schema() -> Dict[str, List[Dict[str, Any]]]:
+    """The engine's settings and counters, declared once (``sse_engine::schema``):
+    ``{"config": [...], "stats": [...]}``, each field a dict ``name``, ``kind``,
+    ``unit``, ``default``, ``off``, ``doc`` with the engine's names."""
 
 def last_event_id(header: Optional[str], query: Optional[str]) -> Optional[str]:
     """The header wins; else the query's first ``lastEventId``; trimmed; empty: None."""
@@ -52,7 +57,7 @@ class NativeEngine:
         metadata: Optional[str],
         headers: List[Tuple[str, str]],
         last_event_id: Optional[str],
-        retry: Optional[int],
+        retry_ms: Optional[int],
         head_sent: bool,
     ) -> int: ...
     def connect_stream(
@@ -61,21 +66,21 @@ class NativeEngine:
         user: Optional[str],
         metadata: Optional[str],
         last_event_id: Optional[str],
-        retry: Optional[int],
+        retry_ms: Optional[int],
     ) -> int: ...
     def take_stream(self, client: int, max_bytes: int) -> Optional[bytes]: ...
     def close_stream(self, client: int) -> bool: ...
     def send(
-        self, client: int, data: str, event_name: Optional[str], id: Optional[str], retry: Optional[int]
+        self, client: int, data: str, event_name: Optional[str], id: Optional[str], retry_ms: Optional[int]
     ) -> bool: ...
     def send_to_user(
-        self, user: str, data: str, event_name: Optional[str], id: Optional[str], retry: Optional[int]
+        self, user: str, data: str, event_name: Optional[str], id: Optional[str], retry_ms: Optional[int]
     ) -> int: ...
     def broadcast(
-        self, channel: str, data: str, event_name: Optional[str], id: Optional[str], retry: Optional[int]
+        self, channel: str, data: str, event_name: Optional[str], id: Optional[str], retry_ms: Optional[int]
     ) -> int: ...
     def broadcast_all(
-        self, data: str, event_name: Optional[str], id: Optional[str], retry: Optional[int]
+        self, data: str, event_name: Optional[str], id: Optional[str], retry_ms: Optional[int]
     ) -> int: ...
     def broadcast_where(
         self,
@@ -84,7 +89,7 @@ class NativeEngine:
         data: str,
         event_name: Optional[str],
         id: Optional[str],
-        retry: Optional[int],
+        retry_ms: Optional[int],
     ) -> int: ...
     def subscribe(self, client: int, channel: str) -> bool: ...
     def unsubscribe(self, client: int, channel: str) -> bool: ...

@@ -33,7 +33,7 @@ def handover(
     metadata: Any = None,
     headers: Headers = None,
     last_event_id: Any = FROM_REQUEST,
-    retry: Optional[int] = None,
+    retry_ms: Optional[int] = None,
 ) -> Optional[int]:
     """Hands ``request``'s connection (an ``aiohttp.web.Request`` whose response was not
     started) to ``engine``. Returns the client id, or None when a limit refused the
@@ -60,7 +60,7 @@ def handover(
         metadata=metadata,
         headers=headers,
         last_event_id=last_event_id,
-        retry=retry,
+        retry_ms=retry_ms,
     )
     # Stops asyncio reading, then closes its descriptor (no shutdown): the engine's
     # duplicate keeps the connection.

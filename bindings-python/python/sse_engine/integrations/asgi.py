@@ -71,7 +71,7 @@ class EventStream(_Base):  # type: ignore[misc,valid-type]
         metadata: Any = None,
         headers: Headers = None,
         last_event_id: Any = FROM_REQUEST,
-        retry: Optional[int] = None,
+        retry_ms: Optional[int] = None,
         chunk_size: int = DEFAULT_CHUNK,
         on_client: Optional[Callable[[int], Any]] = None,
     ) -> None:
@@ -82,7 +82,7 @@ class EventStream(_Base):  # type: ignore[misc,valid-type]
         self.user = user
         self.metadata = metadata
         self.last_event_id = last_event_id
-        self.retry = retry
+        self.retry_ms = retry_ms
         self.chunk_size = chunk_size
         self.on_client = on_client
         self.extra_headers: List[Tuple[str, str]] = _headers(headers)
@@ -110,7 +110,7 @@ class EventStream(_Base):  # type: ignore[misc,valid-type]
                 user=self.user,
                 metadata=self.metadata,
                 last_event_id=last_event_id,
-                retry=self.retry,
+                retry_ms=self.retry_ms,
             )
         except LimitReachedError:
             # A closed engine is not "busy": EngineClosedError reaches the app.

@@ -38,7 +38,7 @@ def handover(
     metadata: Any = None,
     headers: Headers = None,
     last_event_id: Any = FROM_REQUEST,
-    retry: Optional[int] = None,
+    retry_ms: Optional[int] = None,
 ) -> Optional[int]:
     """Hands ``handler``'s connection (a ``BaseHTTPRequestHandler`` that has written
     nothing yet) to ``engine``. Returns the client id, or None when a limit refused
@@ -59,7 +59,7 @@ def handover(
             metadata=metadata,
             headers=headers,
             last_event_id=last_event_id,
-            retry=retry,
+            retry_ms=retry_ms,
             takeover="swap",
         )
     except LimitReachedError:

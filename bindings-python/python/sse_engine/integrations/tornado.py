@@ -32,7 +32,7 @@ def handover(
     metadata: Any = None,
     headers: Headers = None,
     last_event_id: Any = FROM_REQUEST,
-    retry: Optional[int] = None,
+    retry_ms: Optional[int] = None,
 ) -> Optional[int]:
     """Hands ``handler``'s connection (nothing written yet) to ``engine``. Returns the
     client id, or None when a limit refused the client (the engine answered 503)."""
@@ -61,7 +61,7 @@ def handover(
         metadata=metadata,
         headers=headers,
         last_event_id=last_event_id,
-        retry=retry,
+        retry_ms=retry_ms,
     )
     detached = handler.detach()
     # Removes the descriptor from the IOLoop and closes it (no shutdown).

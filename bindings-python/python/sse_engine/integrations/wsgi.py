@@ -62,7 +62,7 @@ def handover(
     metadata: Any = None,
     headers: Headers = None,
     last_event_id: Any = FROM_REQUEST,
-    retry: Optional[int] = None,
+    retry_ms: Optional[int] = None,
 ) -> Optional[int]:
     """Hands the request's connection to ``engine`` (nothing may have been written to
     it yet). Returns the client id (also stored in ``environ["sse_engine.client"]``),
@@ -91,7 +91,7 @@ def handover(
             metadata=metadata,
             headers=headers,
             last_event_id=last_event_id,
-            retry=retry,
+            retry_ms=retry_ms,
             takeover="swap",
         )
     except LimitReachedError:

@@ -37,7 +37,10 @@ impl Engine {
             .and_then(|options| Ok((options, sys::check_tcp_socket(fd.as_fd())?)));
         match checked {
             Ok((options, socket)) => self.admit(options, Some((fd, socket))),
-            Err(error) => Err(Refused::keeping(error, fd)),
+            Err(error) => Err(Refused {
+                error,
+                fd: Some(fd),
+            }),
         }
     }
 
@@ -208,15 +211,6 @@ pub struct Refused {
     /// `None` when the engine took it (a limit refused the client: the engine answered
     /// 503 and closed it) and for stream-mode clients, which have none.
     pub fd: Option<OwnedFd>,
-}
-
-impl Refused {
-    fn keeping(error: Error, fd: OwnedFd) -> Self {
-        Refused {
-            error,
-            fd: Some(fd),
-        }
-    }
 }
 
 impl From<Refused> for Error {

@@ -33,13 +33,21 @@ impl Directory {
         };
         let frame = event.encode_with_id(id.as_deref());
         let defaults = self.defaults;
-        let (ring, limits, count) = match target {
-            Target::Channel(name) => {
+        // The directory's own name of the channel: a reference count, not a copy.
+        let key: Option<Arc<str>> = match target {
+            Target::Channel(name) => Some(match self.channels.get_key_value(name) {
+                Some((key, _)) => key.clone(),
+                None => name.into(),
+            }),
+            Target::All => None,
+        };
+        let (ring, limits, count) = match &key {
+            Some(name) => {
                 let channel = self.channels.entry(name.clone()).or_default();
                 let limits = channel.limits.unwrap_or(defaults);
                 (&mut channel.history, limits, channel.members)
             }
-            Target::All => (&mut self.all, defaults, self.clients.len()),
+            None => (&mut self.all, defaults, self.clients.len()),
         };
         let recorded = limits.enabled();
         if !recorded {
@@ -56,16 +64,19 @@ impl Directory {
                 limits,
             );
         }
-        if let Target::Channel(name) = target {
+        let mut channel = key;
+        if let Some(name) = &channel {
             // A channel that keeps nothing and has nobody need not be remembered.
             if self.channels.get(name).is_some_and(Channel::is_vacant) {
                 self.forget_channel(name);
+                channel = None;
             }
         }
         Published {
             frame,
             seq: if recorded { seq } else { 0 },
             count,
+            channel,
         }
     }
 
@@ -81,9 +92,11 @@ impl Directory {
         self.forget_channels_where(Channel::is_vacant);
     }
 
-    pub(super) fn leave(&mut self, name: &str) {
+    /// Client `id` left channel `name`.
+    pub(super) fn leave(&mut self, id: ClientId, name: &str) {
+        let shard = self.shard_of(id);
         if let Some(channel) = self.channels.get_mut(name) {
-            channel.members -= 1;
+            channel.leave(shard);
             if channel.is_vacant() {
                 self.forget_channel(name);
             }
@@ -264,7 +277,7 @@ impl Directory {
                 self.remove_leaving(*id);
             } else if let Some(entry) = self.clients.get_mut(id) {
                 entry.channels.swap_remove(channel);
-                self.leave(channel);
+                self.leave(*id, channel);
             }
         }
         self.forget_channel(channel);

@@ -65,6 +65,24 @@ impl Shard {
                     queueing,
                 );
             }
+            Command::ToChannels(events) => {
+                let queueing = self.shared.queueing();
+                for event in &events {
+                    let live = Live {
+                        seq: event.seq,
+                        filter: None,
+                    };
+                    let keys = self.channels.members(&event.channel);
+                    fan_out(
+                        &mut self.conns,
+                        &mut self.work,
+                        keys,
+                        &event.frame,
+                        live,
+                        queueing,
+                    );
+                }
+            }
             Command::ToAll { frame, seq } => self.fan_out_all(&frame, seq),
             Command::Subscribe { client, channel } => {
                 if let Some(&key) = self.by_id.get(&client) {

@@ -22,10 +22,11 @@
 //!   latest event left) and `seconds T` lines.
 //! - `GET /sse?channel=NAME` (engine only): the stream also joins channel NAME (the
 //!   many-channels scenario gives each client a one-member channel of its own).
-//! - `GET /channels?mode=one|each&clients=N&rounds=R&size=B` (engine only): R rounds of
-//!   events of B bytes, each stamped with its send time. `one`: one `broadcast` to
-//!   `bench` per round; `each`: one `broadcast` to each of `user-0` … `user-<N-1>` per
-//!   round. Answers `200` with `published E` (events) and `seconds T` (time spent
+//! - `GET /channels?mode=one|each|batch&clients=N&rounds=R&size=B` (engine only): R
+//!   rounds of events of B bytes, each stamped with its send time. `one`: one
+//!   `broadcast` to `bench` per round; `each`: one `broadcast` to each of `user-0` …
+//!   `user-<N-1>` per round; `batch`: one `broadcast_many` of those N (channel, event)
+//!   pairs per round. Answers `200` with `published E` (events) and `seconds T` (time spent
 //!   publishing on this thread).
 //! - `GET /stats`: counters, one `name value` per line.
 //!
@@ -328,6 +329,8 @@ enum ChannelsMode {
     One,
     /// One `broadcast` to each client's own channel.
     Each,
+    /// One `broadcast_many` with an event for each client's own channel.
+    Batch,
 }
 
 /// A many-channels run: how, to how many channels, how many rounds, how large.
@@ -339,7 +342,7 @@ struct Channels {
     size: usize,
 }
 
-/// `/channels?mode=one|each&clients=N&rounds=R&size=B`.
+/// `/channels?mode=one|each|batch&clients=N&rounds=R&size=B`.
 fn channels_params(target: &str) -> Result<Channels, String> {
     let query = target.split_once('?').map_or("", |(_, q)| q);
     let mut run = Channels {
@@ -360,7 +363,8 @@ fn channels_params(target: &str) -> Result<Channels, String> {
                 run.mode = match value {
                     "one" => ChannelsMode::One,
                     "each" => ChannelsMode::Each,
-                    _ => return Err(format!("unknown mode {value:?} (one or each)")),
+                    "batch" => ChannelsMode::Batch,
+                    _ => return Err(format!("unknown mode {value:?} (one, each or batch)")),
                 }
             }
             "clients" => run.clients = number()?,
@@ -400,6 +404,16 @@ fn publish_channels(engine: &Engine, run: Channels) -> Result<(usize, f64), Stri
                         .map_err(|e| format!("broadcast: {e}"))?;
                 }
                 published += names.len();
+            }
+            ChannelsMode::Batch => {
+                let items: Vec<(&str, Event)> = names
+                    .iter()
+                    .map(|name| (name.as_str(), Event::new(event_data(now_ns(), run.size))))
+                    .collect();
+                engine
+                    .broadcast_many(&items)
+                    .map_err(|e| format!("broadcast_many: {e}"))?;
+                published += items.len();
             }
         }
     }
@@ -767,6 +781,7 @@ mod tests {
         );
         for bad in [
             "/channels?mode=all",
+            "/channels?mode=many",
             "/channels?clients=x",
             "/channels?speed=1",
             "/channels?clients=1000000&rounds=1000",

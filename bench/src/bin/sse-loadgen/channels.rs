@@ -6,6 +6,7 @@
 //!
 //! - `one`: one `broadcast` to `bench` per round (one event, N deliveries);
 //! - `each`: one `broadcast` to each client's own channel per round (N calls);
+//! - `batch`: one `broadcast_many` of those N (channel, event) pairs per round.
 //!
 //! Deliveries/s = N × R / (last delivery − first send). The modes alternate within each
 //! run, so they are compared under the same conditions.
@@ -21,7 +22,7 @@ use super::{
 };
 
 const USAGE: &str = "usage: sse-loadgen channels [--clients N=5000] [--rounds R=50] [--size S=64] \
-[--runs K=5] [--modes one,each] [--hosts engine] [--host-cmd NAME=COMMAND]... [--threads T=1] \
+[--runs K=5] [--modes one,each,batch] [--hosts engine] [--host-cmd NAME=COMMAND]... [--threads T=1] \
 [--timeout SECS=60] [--json]";
 
 /// How a round is published (the host's `/channels?mode=`).
@@ -29,15 +30,17 @@ const USAGE: &str = "usage: sse-loadgen channels [--clients N=5000] [--rounds R=
 enum Mode {
     One,
     Each,
+    Batch,
 }
 
 impl Mode {
-    const ALL: [Mode; 2] = [Mode::One, Mode::Each];
+    const ALL: [Mode; 3] = [Mode::One, Mode::Each, Mode::Batch];
 
     fn name(self) -> &'static str {
         match self {
             Mode::One => "one",
             Mode::Each => "each",
+            Mode::Batch => "batch",
         }
     }
 
@@ -47,6 +50,9 @@ impl Mode {
             Mode::Each => {
                 format!("one broadcast to each client's own channel per round ({clients} calls)")
             }
+            Mode::Batch => format!(
+                "one broadcast_many of {clients} (channel, event) pairs per round (one call)"
+            ),
         }
     }
 }
@@ -100,7 +106,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                         Mode::ALL
                             .into_iter()
                             .find(|mode| mode.name() == m)
-                            .ok_or(format!("unknown mode {m:?} (one, each)"))
+                            .ok_or(format!("unknown mode {m:?} (one, each, batch)"))
                     })
                     .collect::<Result<_, _>>()?
             }

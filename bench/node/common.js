@@ -9,7 +9,7 @@
 // - GET /burst?count=M&size=S publishes M events whose data is the send time in
 //   nanoseconds since the UNIX epoch, a space and `x` padding up to S bytes, then
 //   answers 200 with an empty body;
-// - GET /channels?mode=one|each&clients=N&rounds=R&size=S (sse-engine hosts only)
+// - GET /channels?mode=one|each|batch&clients=N&rounds=R&size=S (sse-engine hosts only)
 //   publishes R rounds to channel `bench` or to each client's own channel;
 // - GET /stats answers `name value` lines;
 // - with --watch-stdin it exits when its stdin closes (the load generator died).
@@ -96,7 +96,7 @@ function burstParams(url) {
   return out;
 }
 
-const CHANNELS_MODES = new Set(['one', 'each']);
+const CHANNELS_MODES = new Set(['one', 'each', 'batch']);
 
 /** `mode`, `clients`, `rounds` and `size` of /channels?…, or an error message. */
 function channelsParams(url) {

@@ -24,9 +24,10 @@ app.get('/burst', (req, res) => {
   for (let i = 0; i < params.count; i++) engine.broadcast('bench', eventData(nowNs(), params.size));
   return respond(res, 200);
 });
-// GET /channels?mode=one|each&clients=N&rounds=R&size=S: R rounds, each one broadcast to
-// `bench` (one) or one broadcast to each of user-0 … user-<N-1> (each); answers the
-// events published and the seconds spent publishing.
+// GET /channels?mode=one|each|batch&clients=N&rounds=R&size=S: R rounds, each one
+// broadcast to `bench` (one), one broadcast to each of user-0 … user-<N-1> (each), or one
+// broadcastMany of those N items (batch); answers the events published and the seconds
+// spent publishing.
 app.get('/channels', (req, res) => {
   const params = channelsParams(req.url);
   if (params.error) return respond(res, 400, `${params.error}\n`);
@@ -38,9 +39,13 @@ app.get('/channels', (req, res) => {
     if (mode === 'one') {
       engine.broadcast('bench', eventData(nowNs(), size));
       published += 1;
-    } else {
+    } else if (mode === 'each') {
       for (const name of names) engine.broadcast(name, eventData(nowNs(), size));
       published += names.length;
+    } else {
+      const items = names.map((channel) => ({ channel, data: eventData(nowNs(), size) }));
+      engine.broadcastMany(items);
+      published += items.length;
     }
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;

@@ -33,8 +33,10 @@ struct Entry {
     channels: ChannelSet,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Channel {
+    /// Its name, the same `Arc` as its key: a publish hands it to the reactors.
+    name: Arc<str>,
     members: usize,
     /// Members on each reactor, when the engine runs several (else empty): a publish
     /// goes only to the reactors that have members.
@@ -45,6 +47,16 @@ struct Channel {
 }
 
 impl Channel {
+    fn named(name: Arc<str>) -> Channel {
+        Channel {
+            name,
+            members: 0,
+            on_shard: Vec::new(),
+            history: Ring::default(),
+            limits: None,
+        }
+    }
+
     /// A channel with nothing in it and nothing configured can be forgotten.
     fn is_vacant(&self) -> bool {
         self.members == 0 && self.history.is_empty() && self.limits.is_none()
@@ -153,6 +165,8 @@ pub(crate) struct Directory {
     /// The last sequence number given out.
     last_seq: u64,
     ids: IdFormat,
+    /// Where an engine id is written before it goes into a frame (no allocation per event).
+    id_text: String,
     auto_ids: bool,
     defaults: HistoryLimits,
     /// Reactors of the engine; client `id` is on reactor `id % shards`.
@@ -192,6 +206,7 @@ impl Directory {
             forgotten_upto: 0,
             last_seq: 0,
             ids,
+            id_text: String::new(),
             auto_ids,
             defaults,
             shards: shards.max(1),
@@ -205,8 +220,20 @@ impl Directory {
 
     fn join(&mut self, id: ClientId, name: &Arc<str>) {
         let shard = self.shard_of(id);
-        let channel = self.channels.entry(name.clone()).or_default();
-        channel.join(shard, self.shards);
+        let shards = self.shards;
+        self.channel_mut(name).join(shard, shards);
+    }
+
+    /// The channel of this name, created if the directory does not know it (its name
+    /// is copied only then).
+    fn channel_mut(&mut self, name: &str) -> &mut Channel {
+        let key: Arc<str> = match self.channels.get_key_value(name) {
+            Some((key, _)) => key.clone(),
+            None => name.into(),
+        };
+        self.channels
+            .entry(key.clone())
+            .or_insert_with(|| Channel::named(key))
     }
 
     /// `(reactor, members there)` for each reactor where `channel` has members.

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::directory::Target;
 use crate::error::{Error, Result};
@@ -40,7 +41,12 @@ impl Engine {
         event.validate()?;
         self.wait_for_room(&self.shards)?;
         let mut directory = self.directory();
-        let published = directory.publish(Target::Channel(channel), event, filter.as_ref());
+        let published = directory.publish(
+            Target::Channel(channel),
+            event,
+            filter.as_ref(),
+            Instant::now(),
+        );
         let mut woken = ShardSet::default();
         if let Some(name) = &published.channel {
             for (shard, members) in directory.channel_shards(name) {
@@ -97,8 +103,9 @@ impl Engine {
         let mut woken = ShardSet::default();
         let mut count = 0;
         let mut directory = self.directory();
+        let now = Instant::now();
         for (channel, event) in items {
-            let published = directory.publish(Target::Channel(channel.as_ref()), event, None);
+            let published = directory.publish(Target::Channel(channel.as_ref()), event, None, now);
             count += published.count;
             let Some(name) = published.channel else {
                 continue;
@@ -202,7 +209,7 @@ impl Engine {
         event.validate()?;
         self.wait_for_room(&self.shards)?;
         let mut directory = self.directory();
-        let published = directory.publish(Target::All, event, None);
+        let published = directory.publish(Target::All, event, None, Instant::now());
         if published.count > 0 {
             self.enqueue_everywhere(published.count, || Command::ToAll {
                 frame: published.frame.clone(),

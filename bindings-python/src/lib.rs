@@ -38,6 +38,15 @@ struct NativeEngine {
     events: Mutex<Option<Receiver<LifecycleEvent>>>,
 }
 
+/// One item of `broadcast_many`: channel, data, event name, id and retry.
+type PublishItem<'py> = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Bound<'py, PyAny>,
+);
+
 fn event(data: String, name: Option<String>, id: Option<String>, retry: Option<u64>) -> Event {
     Event {
         event: name,
@@ -179,6 +188,23 @@ impl NativeEngine {
     ) -> PyResult<usize> {
         let ev = event(data, event_name, id, retry);
         py.detach(|| self.engine.broadcast(&channel, &ev)).py_err()
+    }
+
+    /// Items: `(channel, data, event_name, id, retry)` tuples, as the Python layer builds
+    /// them from its mappings.
+    #[pyo3(signature = (items))]
+    fn broadcast_many(&self, py: Python<'_>, items: Vec<PublishItem<'_>>) -> PyResult<usize> {
+        let items = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, (channel, data, event_name, id, retry))| {
+                let retry = convert::optional(&retry, |v| {
+                    convert::int(&format!("items[{index}].retry"), v)
+                })?;
+                Ok((channel, event(data, event_name, id, retry)))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        py.detach(|| self.engine.broadcast_many(&items)).py_err()
     }
 
     #[pyo3(signature = (data, event_name, id, retry))]

@@ -6,7 +6,7 @@ VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 CARGO    ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python test-bench bench bench-smoke bench-fanout bench-storm bench-flood lib pc install clean
+.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python test-bench bench bench-smoke bench-fanout bench-channels bench-storm bench-flood lib pc install clean
 
 setup:
 	@bash .ci/setup
@@ -66,6 +66,11 @@ bench-fanout: setup
 ## Reconnect storm: replay throughput and live latency with and without the storm.
 bench-storm: setup
 	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- storm $(BENCH_ARGS)
+
+## Many one-member channels against one big one (5,000 clients): a broadcast per channel,
+## one broadcast_many of them all, and one broadcast to everyone.
+bench-channels: setup
+	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- channels $(BENCH_ARGS)
 
 ## One thread publishing as fast as it can while clients read: what the other channels,
 ## the registry and the process's memory see meanwhile.

@@ -86,19 +86,19 @@ function clientId(value) {
 }
 
 /** Event data: strings as they are, bytes as UTF-8, anything else as JSON. */
-function eventData(data) {
+function eventData(data, name = 'data') {
   if (typeof data === 'string') return data;
   if (data instanceof Uint8Array) {
     try {
       return utf8.decode(data);
     } catch {
-      const err = argValue('data', 'is not valid UTF-8');
+      const err = argValue(name, 'is not valid UTF-8');
       err.code = 'SSE_INVALID_UTF8';
       throw err;
     }
   }
-  const json = jsonOf('data', data);
-  if (json === undefined) throw argType('data', 'a string or a JSON-serializable value', data);
+  const json = jsonOf(name, data);
+  if (json === undefined) throw argType(name, 'a string or a JSON-serializable value', data);
   return json;
 }
 
@@ -115,6 +115,51 @@ function jsonOf(name, value) {
     err.cause = cause;
     throw err;
   }
+}
+
+const PUBLISH_KEYS = new Set(['channel', 'data', 'event', 'id', 'retry']);
+
+/** A column of `broadcastMany` for an optional field, created when an item first has it. */
+function column(existing, length, i, value) {
+  const out = existing === undefined ? new Array(length).fill(undefined) : existing;
+  out[i] = value;
+  return out;
+}
+
+/**
+ * The items of `broadcastMany` as the native columns: channels, data, and the event,
+ * id and retry columns (undefined when no item has that field).
+ */
+function publishColumns(items) {
+  if (!Array.isArray(items)) throw argType('items', 'an array', items);
+  const n = items.length;
+  const channels = new Array(n);
+  const data = new Array(n);
+  let events;
+  let ids;
+  let retries;
+  for (let i = 0; i < n; i++) {
+    const item = items[i];
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+      throw argType(`items[${i}]`, 'an object { channel, data, event?, id?, retry? }', item);
+    }
+    for (const key in item) {
+      if (!PUBLISH_KEYS.has(key)) throw argValue(`items[${i}]`, `has an unknown key ${JSON.stringify(key)}`);
+    }
+    if (typeof item.channel !== 'string') throw argType(`items[${i}].channel`, 'a string', item.channel);
+    channels[i] = item.channel;
+    data[i] = eventData(item.data, `items[${i}].data`);
+    if (item.event !== undefined && item.event !== null) {
+      events = column(events, n, i, string(`items[${i}].event`, item.event));
+    }
+    if (item.id !== undefined && item.id !== null) {
+      ids = column(ids, n, i, string(`items[${i}].id`, item.id));
+    }
+    if (item.retry !== undefined && item.retry !== null) {
+      retries = column(retries, n, i, number(`items[${i}].retry`, item.retry));
+    }
+  }
+  return [channels, data, events, ids, retries];
 }
 
 /** `{ event, id, retry }` as the native argument list. */
@@ -389,6 +434,10 @@ class Engine extends EventEmitter {
   broadcast(channel, data, options) {
     string('channel', channel);
     return this._native.broadcast(channel, eventData(data), ...eventFields(options));
+  }
+
+  broadcastMany(items) {
+    return this._native.broadcastMany(...publishColumns(items));
   }
 
   broadcastAll(data, options) {

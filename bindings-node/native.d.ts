@@ -48,6 +48,12 @@ export declare class NativeEngine {
   send(client: number, data: string, event?: string | undefined | null, id?: string | undefined | null, retry?: number | undefined | null): boolean
   sendToUser(user: string, data: string, event?: string | undefined | null, id?: string | undefined | null, retry?: number | undefined | null): number
   broadcast(channel: string, data: string, event?: string | undefined | null, id?: string | undefined | null, retry?: number | undefined | null): number
+  /**
+   * Many events, each to its channel, in one engine call: item `i` is
+   * `(channels[i], data[i], events[i], ids[i], retries[i])`; a column no item uses is
+   * absent. Returns the deliveries queued (the sum over the items).
+   */
+  broadcastMany(channels: Array<string>, data: Array<string>, events?: Array<string | undefined | null> | undefined | null, ids?: Array<string | undefined | null> | undefined | null, retries?: Array<number | undefined | null> | undefined | null): number
   broadcastAll(data: string, event?: string | undefined | null, id?: string | undefined | null, retry?: number | undefined | null): number
   /** `filter` is the engine's filter as JSON text. */
   broadcastWhere(channel: string, filter: string, data: string, event?: string | undefined | null, id?: string | undefined | null, retry?: number | undefined | null): number

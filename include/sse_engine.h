@@ -286,6 +286,20 @@ typedef struct sse_connect_options {
 } sse_connect_options;
 
 /**
+ * One event for one channel, for `sse_broadcast_many`.
+ */
+typedef struct sse_publish {
+  /**
+   * The channel (a NUL-terminated UTF-8 name).
+   */
+  const char *channel;
+  /**
+   * The event, as for `sse_broadcast`.
+   */
+  struct sse_event event;
+} sse_publish;
+
+/**
  * Counters of an engine (see sse_stats).
  */
 typedef struct sse_stats {
@@ -464,6 +478,21 @@ enum sse_status sse_send_to_user(const struct sse_engine *engine, const char *us
  * many clients it was queued for. Returns at once; the reactor writes it.
  */
 enum sse_status sse_broadcast(const struct sse_engine *engine, const char *channel, const struct sse_event *event, size_t *out_count);
+
+/**
+ * Publishes `len` events, each to its channel, in one call: the same as calling
+ * `sse_broadcast` for each item in order (ids, history, replay and counters alike),
+ * with one lock and one wake-up of the reactor. Every item is checked first: when one
+ * is invalid nothing is published and the error message names it (`item 3: …`;
+ * SSE_ERR_NULL_POINTER, SSE_ERR_INVALID_UTF8 or SSE_ERR_INVALID_ARGUMENT).
+ * `items` may be NULL when `len` is 0 (then nothing happens and the count is 0).
+ * `out_count` (may be NULL) receives the deliveries queued: the sum of what each
+ * broadcast would report. Like `sse_broadcast` it waits while the reactor is a whole
+ * command queue behind (a batch needs room for all of it; one larger than the queue
+ * waits until it is empty), and fails with SSE_ERR_LIMIT_REACHED after 1 s of that,
+ * having published nothing.
+ */
+enum sse_status sse_broadcast_many(const struct sse_engine *engine, const struct sse_publish *items, size_t len, size_t *out_count);
 
 /**
  * Sends an event to every connected client. `out_count` may be NULL.

@@ -9,6 +9,8 @@
 // - GET /burst?count=M&size=S publishes M events whose data is the send time in
 //   nanoseconds since the UNIX epoch, a space and `x` padding up to S bytes, then
 //   answers 200 with an empty body;
+// - GET /channels?mode=one|each|batch&clients=N&rounds=R&size=S (sse-engine hosts only)
+//   publishes R rounds to channel `bench` or to each client's own channel;
 // - GET /stats answers `name value` lines;
 // - with --watch-stdin it exits when its stdin closes (the load generator died).
 
@@ -94,6 +96,28 @@ function burstParams(url) {
   return out;
 }
 
+const CHANNELS_MODES = new Set(['one', 'each', 'batch']);
+
+/** `mode`, `clients`, `rounds` and `size` of /channels?…, or an error message. */
+function channelsParams(url) {
+  const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+  const out = { mode: 'one', clients: 0, rounds: 1, size: 64 };
+  for (const [name, value] of query) {
+    if (name === 'mode') {
+      if (!CHANNELS_MODES.has(value)) return { error: `unknown mode ${JSON.stringify(value)}` };
+      out.mode = value;
+      continue;
+    }
+    if (!(name in out)) return { error: `unknown channels parameter ${JSON.stringify(name)}` };
+    if (!/^\d+$/.test(value)) return { error: `bad ${name}=${JSON.stringify(value)}` };
+    out[name] = Number(value);
+  }
+  if (out.clients * out.rounds > 10 * MAX_BURST_EVENTS || out.size > MAX_EVENT_SIZE) {
+    return { error: `run too large (clients × rounds <= ${10 * MAX_BURST_EVENTS}, size <= ${MAX_EVENT_SIZE})` };
+  }
+  return out;
+}
+
 function respond(res, status, body = '') {
   res.writeHead(status, { 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
   res.end(body);
@@ -132,4 +156,4 @@ function start(name, handler) {
   return serve(name, http.createServer(handler));
 }
 
-module.exports = { burstParams, eventData, nowNs, parseArgs, pathOf, respond, serve, start };
+module.exports = { burstParams, channelsParams, eventData, nowNs, parseArgs, pathOf, respond, serve, start };

@@ -20,6 +20,14 @@
 //!   own (the accept thread goes on accepting), each stamped with its send time; then
 //!   answers `200` with `published N`, `late_max_ns L` (how far behind schedule the
 //!   latest event left) and `seconds T` lines.
+//! - `GET /sse?channel=NAME` (engine only): the stream also joins channel NAME (the
+//!   many-channels scenario gives each client a one-member channel of its own).
+//! - `GET /channels?mode=one|each|batch&clients=N&rounds=R&size=B` (engine only): R
+//!   rounds of events of B bytes, each stamped with its send time. `one`: one
+//!   `broadcast` to `bench` per round; `each`: one `broadcast` to each of `user-0` …
+//!   `user-<N-1>` per round; `batch`: one `broadcast_many` of those N (channel, event)
+//!   pairs per round. Answers `200` with `published E` (events) and `seconds T` (time spent
+//!   publishing on this thread).
 //! - `GET /stats`: counters, one `name value` per line.
 //!
 //! With `--port 0` the kernel picks the port. The first line on stdout is
@@ -32,7 +40,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{event_data, now_ns, raise_nofile_limit, CHANNEL};
+use crate::{event_data, now_ns, raise_nofile_limit, user_channel, CHANNEL};
 use socket2::{Domain, Protocol, Socket, Type};
 use sse_engine::{Config, ConnectOptions, Engine, Event};
 
@@ -304,6 +312,113 @@ fn percent_decode(value: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("{value:?} is not UTF-8 once decoded"))
 }
 
+/// The value of query parameter `name` in `target` (not decoded: the benchmark's names
+/// need no escapes).
+fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// How the many-channels scenario publishes a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChannelsMode {
+    /// One `broadcast` to [`CHANNEL`], which every client is in.
+    One,
+    /// One `broadcast` to each client's own channel.
+    Each,
+    /// One `broadcast_many` with an event for each client's own channel.
+    Batch,
+}
+
+/// A many-channels run: how, to how many channels, how many rounds, how large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Channels {
+    mode: ChannelsMode,
+    clients: usize,
+    rounds: usize,
+    size: usize,
+}
+
+/// `/channels?mode=one|each|batch&clients=N&rounds=R&size=B`.
+fn channels_params(target: &str) -> Result<Channels, String> {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let mut run = Channels {
+        mode: ChannelsMode::One,
+        clients: 0,
+        rounds: 1,
+        size: 64,
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|e| format!("bad {name}={value:?}: {e}"))
+        };
+        match name {
+            "mode" => {
+                run.mode = match value {
+                    "one" => ChannelsMode::One,
+                    "each" => ChannelsMode::Each,
+                    "batch" => ChannelsMode::Batch,
+                    _ => return Err(format!("unknown mode {value:?} (one, each or batch)")),
+                }
+            }
+            "clients" => run.clients = number()?,
+            "rounds" => run.rounds = number()?,
+            "size" => run.size = number()?,
+            _ => return Err(format!("unknown channels parameter {name:?}")),
+        }
+    }
+    if run.clients.saturating_mul(run.rounds) > MAX_BURST_EVENTS * 10 || run.size > MAX_EVENT_SIZE {
+        return Err(format!(
+            "run too large (clients × rounds <= {}, size <= {MAX_EVENT_SIZE})",
+            MAX_BURST_EVENTS * 10
+        ));
+    }
+    Ok(run)
+}
+
+/// Publishes a many-channels run; returns the events published and the seconds it took.
+fn publish_channels(engine: &Engine, run: Channels) -> Result<(usize, f64), String> {
+    let names: Vec<String> = (0..run.clients).map(user_channel).collect();
+    let started = Instant::now();
+    let mut published = 0;
+    for _ in 0..run.rounds {
+        match run.mode {
+            ChannelsMode::One => {
+                let event = Event::new(event_data(now_ns(), run.size));
+                engine
+                    .broadcast(CHANNEL, &event)
+                    .map_err(|e| format!("broadcast: {e}"))?;
+                published += 1;
+            }
+            ChannelsMode::Each => {
+                for name in &names {
+                    let event = Event::new(event_data(now_ns(), run.size));
+                    engine
+                        .broadcast(name, &event)
+                        .map_err(|e| format!("broadcast: {e}"))?;
+                }
+                published += names.len();
+            }
+            ChannelsMode::Batch => {
+                let items: Vec<(&str, Event)> = names
+                    .iter()
+                    .map(|name| (name.as_str(), Event::new(event_data(now_ns(), run.size))))
+                    .collect();
+                engine
+                    .broadcast_many(&items)
+                    .map_err(|e| format!("broadcast_many: {e}"))?;
+                published += items.len();
+            }
+        }
+    }
+    Ok((published, started.elapsed().as_secs_f64()))
+}
+
 /// A paced run: how many events, how many per second, how large.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Pace {
@@ -446,7 +561,10 @@ impl Host {
         let path = target.split_once('?').map_or(target, |(p, _)| p);
         match path {
             "/sse" => match resume_id(&request) {
-                Ok(last_event_id) => self.stream(stream, last_event_id),
+                Ok(last_event_id) => {
+                    let channel = query_param(target, "channel").map(str::to_string);
+                    self.stream(stream, last_event_id, channel)
+                }
                 Err(e) => respond(&mut stream, "400 Bad Request", &format!("{e}\n")),
             },
             "/burst" => match burst_params(target) {
@@ -465,6 +583,19 @@ impl Host {
                 ),
                 (Err(e), _) => respond(&mut stream, "400 Bad Request", &format!("{e}\n")),
             },
+            "/channels" => match (channels_params(target), &*self) {
+                (Ok(run), Host::Engine(engine)) => {
+                    let (published, seconds) = publish_channels(engine, run)?;
+                    let body = format!("published {published}\nseconds {seconds:.6}\n");
+                    respond(&mut stream, "200 OK", &body)
+                }
+                (Ok(_), Host::Plain(..)) => respond(
+                    &mut stream,
+                    "400 Bad Request",
+                    "/channels needs the engine host\n",
+                ),
+                (Err(e), _) => respond(&mut stream, "400 Bad Request", &format!("{e}\n")),
+            },
             "/stats" => {
                 let body = self.stats();
                 respond(&mut stream, "200 OK", &body)
@@ -477,6 +608,7 @@ impl Host {
         &mut self,
         mut stream: TcpStream,
         last_event_id: Option<String>,
+        channel: Option<String>,
     ) -> Result<(), String> {
         stream
             .set_read_timeout(None)
@@ -484,7 +616,9 @@ impl Host {
         match self {
             Host::Engine(engine) => {
                 let options = ConnectOptions {
-                    channels: vec![CHANNEL.into()],
+                    channels: std::iter::once(CHANNEL.to_string())
+                        .chain(channel)
+                        .collect(),
                     last_event_id,
                     ..ConnectOptions::default()
                 };
@@ -625,6 +759,39 @@ mod tests {
         ] {
             assert!(pace_params(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn channels_parameters() {
+        let run = channels_params("/channels?mode=each&clients=5000&rounds=20&size=80").unwrap();
+        assert_eq!(
+            run,
+            Channels {
+                mode: ChannelsMode::Each,
+                clients: 5000,
+                rounds: 20,
+                size: 80
+            }
+        );
+        assert_eq!(
+            channels_params("/channels").unwrap().mode,
+            ChannelsMode::One
+        );
+        for bad in [
+            "/channels?mode=all",
+            "/channels?mode=many",
+            "/channels?clients=x",
+            "/channels?speed=1",
+            "/channels?clients=1000000&rounds=1000",
+        ] {
+            assert!(channels_params(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            query_param("/sse?x=1&channel=user-7", "channel"),
+            Some("user-7")
+        );
+        assert_eq!(query_param("/sse?channels=a", "channel"), None);
+        assert_eq!(query_param("/sse", "channel"), None);
     }
 
     #[test]

@@ -22,6 +22,22 @@ pub const MIN_EVENT_SIZE: usize = 20;
 /// The request a benchmark client sends to become an SSE stream.
 pub const SSE_REQUEST: &[u8] = b"GET /sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
 
+/// The channel of its own that client `index` joins in the many-channels scenario
+/// (`GET /sse?channel=user-<index>`), besides [`CHANNEL`]: a per-user notification
+/// channel with one member.
+pub fn user_channel(index: usize) -> String {
+    format!("user-{index}")
+}
+
+/// The request of client `index` in the many-channels scenario: its own channel too.
+pub fn user_channel_request(index: usize) -> Vec<u8> {
+    format!(
+        "GET /sse?channel={} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+        user_channel(index)
+    )
+    .into_bytes()
+}
+
 /// Nanoseconds since the UNIX epoch (CLOCK_REALTIME), comparable across processes.
 pub fn now_ns() -> u64 {
     SystemTime::now()

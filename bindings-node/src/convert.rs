@@ -199,6 +199,51 @@ pub(crate) fn event(
     })
 }
 
+/// The items of `broadcastMany` from their columns (`events`, `ids` and `retries` are
+/// absent when no item has one). The JavaScript layer builds the columns; a length that
+/// differs is its bug, reported as a `RangeError`.
+pub(crate) fn publish_items(
+    env: &Env,
+    channels: Vec<String>,
+    data: Vec<String>,
+    events: Option<Vec<Option<String>>>,
+    ids: Option<Vec<Option<String>>>,
+    retries: Option<Vec<Option<f64>>>,
+) -> napi::Result<Vec<(String, Event)>> {
+    let n = channels.len();
+    let lengths_match = data.len() == n
+        && events.as_ref().is_none_or(|c| c.len() == n)
+        && ids.as_ref().is_none_or(|c| c.len() == n)
+        && retries.as_ref().is_none_or(|c| c.len() == n);
+    if !lengths_match {
+        return Err(error::range(
+            env,
+            "broadcastMany: columns of different lengths",
+        ));
+    }
+    let mut events = events.map(Vec::into_iter);
+    let mut ids = ids.map(Vec::into_iter);
+    let mut retries = retries.map(Vec::into_iter);
+    channels
+        .into_iter()
+        .zip(data)
+        .enumerate()
+        .map(|(index, (channel, data))| {
+            let retry = match retries.as_mut().and_then(Iterator::next).flatten() {
+                Some(v) => Some(uint(env, &format!("items[{index}].retry"), v)?),
+                None => None,
+            };
+            let event = Event {
+                event: events.as_mut().and_then(Iterator::next).flatten(),
+                id: ids.as_mut().and_then(Iterator::next).flatten(),
+                retry,
+                data,
+            };
+            Ok((channel, event))
+        })
+        .collect()
+}
+
 pub(crate) fn history(env: &Env, max_events: f64, max_age_ms: f64) -> napi::Result<HistoryLimits> {
     Ok(HistoryLimits {
         max_events: usize_of(env, "maxEvents", max_events)?,

@@ -245,6 +245,27 @@ impl NativeEngine {
         })
     }
 
+    /// Many events, each to its channel, in one engine call: item `i` is
+    /// `(channels[i], data[i], events[i], ids[i], retries[i])`; a column no item uses is
+    /// absent. Returns the deliveries queued (the sum over the items).
+    #[napi(catch_unwind)]
+    pub fn broadcast_many(
+        &self,
+        env: Env,
+        channels: Vec<String>,
+        data: Vec<String>,
+        events: Option<Vec<Option<String>>>,
+        ids: Option<Vec<Option<String>>>,
+        retries: Option<Vec<Option<f64>>>,
+    ) -> napi::Result<u32> {
+        error::guard(&env, || {
+            let items = convert::publish_items(&env, channels, data, events, ids, retries)?;
+            self.with_engine(&env, |engine| {
+                Ok(error::check(&env, engine.broadcast_many(&items))? as u32)
+            })
+        })
+    }
+
     #[napi(catch_unwind)]
     pub fn broadcast_all(
         &self,

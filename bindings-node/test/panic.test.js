@@ -78,6 +78,7 @@ test('every native export throws SSE_PANIC on a panic, and the process goes on',
     send: () => native.send(id, 'x'),
     sendToUser: () => native.sendToUser('u', 'x'),
     broadcast: () => native.broadcast('p', 'x'),
+    broadcastMany: () => native.broadcastMany(['p', 'q'], ['x', 'y']),
     broadcastAll: () => native.broadcastAll('x'),
     broadcastWhere: () => native.broadcastWhere('p', '{}', 'x'),
     subscribe: () => native.subscribe(id, 'q'),
@@ -127,6 +128,7 @@ test('every native export throws SSE_PANIC on a panic, and the process goes on',
 test('the package API passes SSE_PANIC on (Engine on the fault-injection addon)', async () => {
   const engine = new Engine({ heartbeatMs: 0 });
   panics(() => engine.broadcast('news', { a: 1 }));
+  panics(() => engine.broadcastMany([{ channel: 'news', data: { a: 1 } }]));
   panics(() => engine.stats());
   panics(() => engine.clients());
   // After a panic the engine is as it was.

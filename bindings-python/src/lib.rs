@@ -39,6 +39,15 @@ struct NativeEngine {
     events: Mutex<Option<Receiver<LifecycleEvent>>>,
 }
 
+/// One item of `broadcast_many`: channel, data, event name, id and retry (ms).
+type PublishItem<'py> = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Bound<'py, PyAny>,
+);
+
 fn event(data: String, name: Option<String>, id: Option<String>, retry: Option<u64>) -> Event {
     Event {
         event: name,
@@ -187,6 +196,23 @@ impl NativeEngine {
     ) -> PyResult<usize> {
         let ev = event(data, event_name, id, retry_ms);
         py.detach(|| self.engine.broadcast(&channel, &ev)).py_err()
+    }
+
+    /// Items: `(channel, data, event_name, id, retry_ms)` tuples, as the Python layer builds
+    /// them from its mappings.
+    #[pyo3(signature = (items))]
+    fn broadcast_many(&self, py: Python<'_>, items: Vec<PublishItem<'_>>) -> PyResult<usize> {
+        let items = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, (channel, data, event_name, id, retry_ms))| {
+                let retry_ms = convert::optional(&retry_ms, |v| {
+                    convert::int(&format!("items[{index}]['retry_ms']"), v)
+                })?;
+                Ok((channel, event(data, event_name, id, retry_ms)))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        py.detach(|| self.engine.broadcast_many(&items)).py_err()
     }
 
     #[pyo3(signature = (data, event_name, id, retry_ms))]

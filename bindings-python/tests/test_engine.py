@@ -138,6 +138,64 @@ def test_broadcast_where_filters_on_metadata(engine):
     assert [e["data"] for e in rp.read_events(1)] == ["json text filter"]
 
 
+def test_broadcast_many_delivers_each_item_as_a_broadcast(engine):
+    a, ra = connect(engine, channels=["a"])
+    b, rb = connect(engine, channels=["a", "b"])
+    items = [
+        {"channel": "a", "data": "one", "id": "i1"},
+        {"channel": "b", "data": {"n": 2}, "event": "note", "retry_ms": 1500},
+        {"channel": "nobody", "data": "kept in history"},
+        {"channel": "a", "data": "line 1\nline 2", "id": 7},
+    ]
+    assert engine.broadcast_many(iter(items)) == 2 + 1 + 0 + 2
+    assert ra.read_events(2) == [
+        {"id": "i1", "data": "one"},
+        {"id": "7", "data": "line 1\nline 2"},
+    ]
+    events = rb.read_events(3)
+    assert events[0] == {"id": "i1", "data": "one"}
+    assert events[1]["event"] == "note" and events[1]["data"] == '{"n": 2}'
+    assert b"retry: 1500\n" in rb.parser.raw
+    assert engine.stats()["events_published"] == 4
+    # Each item went into its channel's history: a reconnect replays them.
+    _, late = connect(engine, channels=["a"], last_event_id="i1")
+    assert late.read_events(1) == [{"id": "7", "data": "line 1\nline 2"}]
+    assert engine.broadcast_many([]) == 0
+
+
+def test_broadcast_many_checks_every_item_first(engine):
+    cid, raw = connect(engine, channels=["a"])
+    ok = {"channel": "a", "data": "fine"}
+    cases = [
+        ([ok, "not a mapping"], TypeError, r"items\[1\] must be a mapping"),
+        ([ok, {"channel": "a"}], ValueError, r"items\[1\] has no 'data'"),
+        ([ok, {"channel": "a", "data": "x", "colour": 1}], ValueError, r"items\[1\] has unknown keys: 'colour'"),
+        ([ok, {"channel": 5, "data": "x"}], TypeError, r"items\[1\]\['channel'\] must be a str"),
+        ([ok, {"channel": "a", "data": "x", "event": 3}], TypeError, r"items\[1\]\['event'\] must be a str"),
+        ([ok, {"channel": "a", "data": "x", "id": 1.5}], TypeError, r"items\[1\]: id must be a str"),
+        ([ok, {"channel": "a", "data": b"\xff"}], ValueError, r"items\[1\]: 'utf-8' codec"),
+        ([ok, {"channel": "a", "data": object()}], TypeError, r"items\[1\]: "),
+        ([ok, {"channel": "a", "data": "x", "retry_ms": -1}], ValueError, r"items\[1\]\['retry_ms'\]"),
+        ([ok, {"channel": "a", "data": "x", "retry_ms": "1"}], TypeError, r"items\[1\]\['retry_ms'\]"),
+        # The engine's own checks name the item too.
+        ([ok, {"channel": "", "data": "x"}], ValueError, r"item 1: .*channel"),
+        ([ok, {"channel": "a", "data": "x", "id": "a\nb"}], ValueError, r"item 1: "),
+        ([ok, {"channel": "a", "data": "x", "event": ""}], ValueError, r"item 1: "),
+    ]
+    for items, kind, pattern in cases:
+        with pytest.raises(kind, match=pattern):
+            engine.broadcast_many(items)
+    for not_items in ("abc", b"abc", {"channel": "a", "data": "x"}, 5, None):
+        with pytest.raises(TypeError):
+            engine.broadcast_many(not_items)
+    # Nothing of a refused batch was published.
+    assert engine.stats()["events_published"] == 0
+    assert raw.quiet_for(0.2)
+    engine.close()
+    with pytest.raises(sse_engine.EngineClosedError):
+        engine.broadcast_many([ok])
+
+
 def test_data_serialization(engine):
     cid, raw = connect(engine)
     engine.send(cid, {"a": [1, 2]})

@@ -57,9 +57,11 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
+    /// Records `entry` and drops what is past the limits as of its time.
     pub fn push(&mut self, entry: Entry, limits: HistoryLimits) {
+        let now = entry.at;
         self.entries.push_back(entry);
-        self.trim(limits, Instant::now());
+        self.trim(limits, now);
     }
 
     /// Drops what is past the limits.
@@ -133,7 +135,18 @@ impl IdFormat {
     }
 
     pub fn id(&self, seq: u64) -> String {
-        format!("{}-{seq}", self.epoch)
+        let mut id = String::new();
+        self.write(seq, &mut id);
+        id
+    }
+
+    /// Writes the id of `seq` into `out` (replacing what it held).
+    pub fn write(&self, seq: u64, out: &mut String) {
+        use std::fmt::Write as _;
+        out.clear();
+        out.push_str(&self.epoch);
+        // Writing to a String cannot fail.
+        let _ = write!(out, "-{seq}");
     }
 
     /// The sequence number of one of this run's ids; `None` for anything else.

@@ -46,5 +46,5 @@ pub use config::sse_config;
 pub use connect::{sse_connect_options, sse_header};
 pub use engine::sse_engine;
 pub use registry::sse_stats;
-pub use send::sse_event;
+pub use send::{sse_event, sse_publish};
 pub use status::sse_status;

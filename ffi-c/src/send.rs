@@ -1,4 +1,5 @@
-//! Events and where they go: `sse_event` and its conversion, the sends and broadcasts,
+//! Events and where they go: `sse_event` and its conversion, the sends and broadcasts
+//! (one, or many at once with `sse_broadcast_many`),
 //! and a client's channel membership and end (`sse_subscribe`, `sse_unsubscribe`,
 //! `sse_disconnect`). `sse_broadcast_where` is in `registry.rs`, next to the metadata
 //! it filters on.
@@ -83,6 +84,52 @@ pub extern "C" fn sse_broadcast(
     call(|| {
         let e = engine_of(engine)?;
         let n = e.broadcast(text(channel, "channel")?, &event_of(event)?)?;
+        out_opt(out_count, n);
+        Ok(())
+    })
+}
+
+/// One event for one channel, for `sse_broadcast_many`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sse_publish {
+    /// The channel (a NUL-terminated UTF-8 name).
+    pub channel: *const c_char,
+    /// The event, as for `sse_broadcast`.
+    pub event: sse_event,
+}
+
+/// Publishes `len` events, each to its channel, in one call: the same as calling
+/// `sse_broadcast` for each item in order (ids, history, replay and counters alike),
+/// with one lock and one wake-up of the reactor. Every item is checked first: when one
+/// is invalid nothing is published and the error message names it (`item 3: …`;
+/// SSE_ERR_NULL_POINTER, SSE_ERR_INVALID_UTF8 or SSE_ERR_INVALID_ARGUMENT).
+/// `items` may be NULL when `len` is 0 (then nothing happens and the count is 0).
+/// `out_count` (may be NULL) receives the deliveries queued: the sum of what each
+/// broadcast would report. Like `sse_broadcast` it waits while the reactor is a whole
+/// command queue behind (a batch needs room for all of it; one larger than the queue
+/// waits until it is empty), and fails with SSE_ERR_LIMIT_REACHED after 1 s of that,
+/// having published nothing.
+#[no_mangle]
+pub extern "C" fn sse_broadcast_many(
+    engine: *const sse_engine,
+    items: *const sse_publish,
+    len: usize,
+    out_count: *mut usize,
+) -> sse_status {
+    call(|| {
+        let e = engine_of(engine)?;
+        let items = slice(items, len, "items")?;
+        let pairs = items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let channel = text(item.channel, "channel").map_err(|f| f.in_item(index))?;
+                let event = event_of(&item.event).map_err(|f| f.in_item(index))?;
+                Ok((channel, event))
+            })
+            .collect::<Result<Vec<_>, Failure>>()?;
+        let n = e.broadcast_many(&pairs)?;
         out_opt(out_count, n);
         Ok(())
     })

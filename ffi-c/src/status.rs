@@ -82,6 +82,11 @@ impl Failure {
             format!("{what} is not valid UTF-8"),
         )
     }
+
+    /// The same failure, its message naming item `index` of an array argument.
+    pub fn in_item(self, index: usize) -> Self {
+        Failure::new(self.status, format!("item {index}: {}", self.message))
+    }
 }
 
 impl From<Error> for Failure {

@@ -14,6 +14,7 @@ import {
   type EngineConfig,
   type EngineOptions,
   type HistoryOptions,
+  type PublishItem,
   type SseError,
   type Stats,
 } from 'sse-engine';
@@ -37,11 +38,14 @@ http2.createSecureServer({}, (req, res) => {
   engine.connect(req, res, { channels: 'a', mode: 'stream', headers: [['X-A', '1']] });
 });
 
+const perUser: PublishItem[] = [1, 2].map((n) => ({ channel: `user:${n}`, data: { n } }));
 const sent: boolean = engine.send(1, { any: 'json' }, { event: 'e', id: '1', retry: 10 });
 const counts: number[] = [
   engine.sendToUser('u', 'x'),
   engine.broadcast('a', Buffer.from('x')),
   engine.broadcastAll('x'),
+  engine.broadcastMany(perUser),
+  engine.broadcastMany([{ channel: 'a', data: 'x' }, { channel: 'b', data: { n: 1 }, event: 'e', id: '7', retry: 10 }]),
   engine.broadcastWhere('a', { role: { $in: ['admin'] } }, 'x'),
   engine.clientCount(),
   engine.channelCount('a'),

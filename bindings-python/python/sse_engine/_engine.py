@@ -119,6 +119,10 @@ def _json_object(value: Any, what: str) -> Optional[str]:
     return json.dumps(value)
 
 
+# The keys of an item of ``Engine.broadcast_many``.
+_PUBLISH_KEYS = frozenset({"channel", "data", "event", "id", "retry_ms"})
+
+
 def _event_id(id: Any) -> Optional[str]:
     if id is None or isinstance(id, str):
         return id
@@ -576,6 +580,43 @@ class Engine:
         """Sends to every member of ``channel`` (and keeps it in the channel's
         history); returns how many members it was queued for."""
         return self._n().broadcast(channel, self._text(data), event, _event_id(id), retry_ms)
+
+    def broadcast_many(self, items: Iterable[Mapping[str, Any]]) -> int:
+        """Publishes many events at once, each a mapping ``{"channel": ..., "data": ...}``
+        with optional ``event``, ``id`` and ``retry_ms``: each is a :meth:`broadcast` (ids,
+        history, replay), made under one lock and with one wake-up per reactor, in the
+        order given. Every item is checked first: if one is bad, the error names it and
+        nothing is published. Returns the deliveries queued in all."""
+        if isinstance(items, (str, bytes, Mapping)):
+            raise TypeError(f"items must be an iterable of mappings, not {type(items).__name__}")
+        rows = []
+        for index, item in enumerate(items):
+            rows.append(self._publish_row(index, item))
+        return self._n().broadcast_many(rows)
+
+    def _publish_row(self, index: int, item: Any) -> tuple:
+        """One item of :meth:`broadcast_many` as the native tuple."""
+        name = f"items[{index}]"
+        if not isinstance(item, Mapping):
+            raise TypeError(f"{name} must be a mapping with channel and data, not {type(item).__name__}")
+        unknown = set(item) - _PUBLISH_KEYS
+        if unknown:
+            raise ValueError(f"{name} has unknown keys: {', '.join(sorted(map(repr, unknown)))}")
+        for key in ("channel", "data"):
+            if key not in item:
+                raise ValueError(f"{name} has no {key!r}")
+        channel = item["channel"]
+        if not isinstance(channel, str):
+            raise TypeError(f"{name}['channel'] must be a str, not {type(channel).__name__}")
+        event = item.get("event")
+        if event is not None and not isinstance(event, str):
+            raise TypeError(f"{name}['event'] must be a str, not {type(event).__name__}")
+        try:
+            data = self._text(item["data"])
+            event_id = _event_id(item.get("id"))
+        except (TypeError, ValueError) as e:
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{name}: {e}") from e
+        return (channel, data, event, event_id, item.get("retry_ms"))
 
     def broadcast_all(self, data: Any, *, event: Optional[str] = None,
                       id: Any = None, retry_ms: Optional[int] = None) -> int:

@@ -79,6 +79,9 @@ class NativeEngine:
     def broadcast(
         self, channel: str, data: str, event_name: Optional[str], id: Optional[str], retry_ms: Optional[int]
     ) -> int: ...
+    def broadcast_many(
+        self, items: List[Tuple[str, str, Optional[str], Optional[str], Optional[int]]]
+    ) -> int: ...
     def broadcast_all(
         self, data: str, event_name: Optional[str], id: Optional[str], retry_ms: Optional[int]
     ) -> int: ...

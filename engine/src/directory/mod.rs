@@ -33,18 +33,64 @@ struct Entry {
     channels: ChannelSet,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Channel {
+    /// Its name, the same `Arc` as its key: a publish hands it to the reactors.
+    name: Arc<str>,
     members: usize,
+    /// Members on each reactor, when the engine runs several (else empty): a publish
+    /// goes only to the reactors that have members.
+    on_shard: Vec<u32>,
     history: Ring,
     /// Set by `configure_channel`; otherwise the engine's defaults apply.
     limits: Option<HistoryLimits>,
 }
 
 impl Channel {
+    fn named(name: Arc<str>) -> Channel {
+        Channel {
+            name,
+            members: 0,
+            on_shard: Vec::new(),
+            history: Ring::default(),
+            limits: None,
+        }
+    }
+
     /// A channel with nothing in it and nothing configured can be forgotten.
     fn is_vacant(&self) -> bool {
         self.members == 0 && self.history.is_empty() && self.limits.is_none()
+    }
+
+    /// A member on reactor `shard` of `shards` joined.
+    fn join(&mut self, shard: usize, shards: usize) {
+        self.members += 1;
+        if shards > 1 {
+            if self.on_shard.is_empty() {
+                self.on_shard = vec![0; shards];
+            }
+            self.on_shard[shard] += 1;
+        }
+    }
+
+    /// A member on reactor `shard` left.
+    fn leave(&mut self, shard: usize) {
+        self.members -= 1;
+        if let Some(n) = self.on_shard.get_mut(shard) {
+            *n -= 1;
+        }
+    }
+
+    /// `(reactor, members there)` for each reactor with members.
+    fn shards(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let single = self.on_shard.is_empty() && self.members > 0;
+        single.then_some((0, self.members)).into_iter().chain(
+            self.on_shard
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(shard, n)| (shard, *n as usize)),
+        )
     }
 }
 
@@ -67,7 +113,7 @@ impl ChannelInfo {
 
 /// Where a published event goes.
 pub(crate) enum Target<'a> {
-    Channel(&'a Arc<str>),
+    Channel(&'a str),
     All,
 }
 
@@ -78,6 +124,10 @@ pub(crate) struct Published {
     pub seq: u64,
     /// Clients it goes to (members of the channel, or every client).
     pub count: usize,
+    /// The channel's name as the directory keeps it (shared, not copied); `None` for an
+    /// event to all, and for a channel the directory forgot at once (nobody there,
+    /// nothing kept).
+    pub channel: Option<Arc<str>>,
 }
 
 /// What a connecting (or draining) client gets from history.
@@ -115,8 +165,12 @@ pub(crate) struct Directory {
     /// The last sequence number given out.
     last_seq: u64,
     ids: IdFormat,
+    /// Where an engine id is written before it goes into a frame (no allocation per event).
+    id_text: String,
     auto_ids: bool,
     defaults: HistoryLimits,
+    /// Reactors of the engine; client `id` is on reactor `id % shards`.
+    shards: usize,
 }
 
 /// The limits the directory enforces.
@@ -139,12 +193,9 @@ fn decrement(map: &mut HashMap<Arc<str>, usize>, key: &str) {
     }
 }
 
-fn join(channels: &mut HashMap<Arc<str>, Channel>, name: &Arc<str>) {
-    channels.entry(name.clone()).or_default().members += 1;
-}
-
 impl Directory {
-    pub fn new(ids: IdFormat, auto_ids: bool, defaults: HistoryLimits) -> Directory {
+    /// A directory for an engine of `shards` reactors.
+    pub fn new(ids: IdFormat, auto_ids: bool, defaults: HistoryLimits, shards: usize) -> Directory {
         Directory {
             clients: HashMap::new(),
             channels: HashMap::new(),
@@ -155,9 +206,42 @@ impl Directory {
             forgotten_upto: 0,
             last_seq: 0,
             ids,
+            id_text: String::new(),
             auto_ids,
             defaults,
+            shards: shards.max(1),
         }
+    }
+
+    /// The reactor of client `id`.
+    fn shard_of(&self, id: ClientId) -> usize {
+        (id % self.shards as u64) as usize
+    }
+
+    fn join(&mut self, id: ClientId, name: &Arc<str>) {
+        let shard = self.shard_of(id);
+        let shards = self.shards;
+        self.channel_mut(name).join(shard, shards);
+    }
+
+    /// The channel of this name, created if the directory does not know it (its name
+    /// is copied only then).
+    fn channel_mut(&mut self, name: &str) -> &mut Channel {
+        let key: Arc<str> = match self.channels.get_key_value(name) {
+            Some((key, _)) => key.clone(),
+            None => name.into(),
+        };
+        self.channels
+            .entry(key.clone())
+            .or_insert_with(|| Channel::named(key))
+    }
+
+    /// `(reactor, members there)` for each reactor where `channel` has members.
+    pub fn channel_shards(&self, channel: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.channels
+            .get(channel)
+            .into_iter()
+            .flat_map(Channel::shards)
     }
 
     /// Checks the limits for a new client without recording it.
@@ -181,7 +265,7 @@ impl Directory {
     /// Records a new client (after [`Directory::check_admission`]).
     pub fn insert(&mut self, id: ClientId, user: Option<Arc<str>>, channels: ChannelSet) {
         for channel in &channels {
-            join(&mut self.channels, channel);
+            self.join(id, channel);
         }
         if let Some(user) = &user {
             increment(&mut self.users, user);
@@ -195,7 +279,7 @@ impl Directory {
             return false;
         };
         for channel in &entry.channels {
-            self.leave(channel);
+            self.leave(id, channel);
         }
         if let Some(user) = &entry.user {
             decrement(&mut self.users, user);
@@ -219,7 +303,7 @@ impl Directory {
             }
         }
         entry.channels.insert(channel.clone());
-        join(&mut self.channels, channel);
+        self.join(id, channel);
         Ok(true)
     }
 
@@ -232,7 +316,7 @@ impl Directory {
         if !entry.channels.swap_remove(channel) {
             return Ok(false);
         }
-        self.leave(channel);
+        self.leave(id, channel);
         Ok(true)
     }
 
@@ -328,7 +412,7 @@ mod tests {
             max_events: 3,
             max_age: std::time::Duration::from_secs(60),
         };
-        Directory::new(IdFormat::new(1, 0), true, limits)
+        Directory::new(IdFormat::new(1, 0), true, limits, 1)
     }
 
     const NO_LIMITS: Limits = Limits {
@@ -357,6 +441,34 @@ mod tests {
             d.subscribe(9, &a, NO_LIMITS).unwrap_err().kind(),
             ErrorKind::NotFound
         );
+    }
+
+    #[test]
+    fn channels_know_their_members_on_each_reactor() {
+        let limits = HistoryLimits {
+            max_events: 0,
+            max_age: std::time::Duration::from_secs(60),
+        };
+        let mut d = Directory::new(IdFormat::new(1, 0), true, limits, 3);
+        let a: Arc<str> = "a".into();
+        let just_a: ChannelSet = [a.clone()].into_iter().collect();
+        // Clients 1 and 4 are on reactor 1, client 5 on reactor 2.
+        d.insert(1, None, just_a.clone());
+        d.insert(4, None, just_a.clone());
+        d.insert(5, None, ChannelSet::new());
+        assert_eq!(d.channel_shards("a").collect::<Vec<_>>(), [(1, 2)]);
+        assert!(d.subscribe(5, &a, NO_LIMITS).unwrap());
+        assert_eq!(d.channel_shards("a").collect::<Vec<_>>(), [(1, 2), (2, 1)]);
+        assert!(d.unsubscribe(1, "a").unwrap());
+        assert!(d.remove(4));
+        assert_eq!(d.channel_shards("a").collect::<Vec<_>>(), [(2, 1)]);
+        assert_eq!(d.close_channel("a", false), 1);
+        assert_eq!(d.channel_shards("a").count(), 0);
+        // With one reactor every member is on reactor 0.
+        let mut one = test_directory();
+        one.insert(7, None, just_a);
+        assert_eq!(one.channel_shards("a").collect::<Vec<_>>(), [(0, 1)]);
+        assert_eq!(one.channel_shards("b").count(), 0);
     }
 
     #[test]

@@ -17,29 +17,34 @@ use super::{Channel, ChannelInfo, Directory, Published, Replay, ReplayBudget, Re
 
 impl Directory {
     /// Gives `event` its sequence number and id, encodes it once, and records it in the
-    /// target's history when that is on. The caller enqueues the frame before unlocking.
+    /// target's history when that is on (`now`: its time there). The caller enqueues the
+    /// frame before unlocking.
     pub fn publish(
         &mut self,
         target: Target<'_>,
         event: &Event,
         filter: Option<&Arc<Filter>>,
+        now: Instant,
     ) -> Published {
         self.last_seq += 1;
         let seq = self.last_seq;
-        let id: Option<Arc<str>> = match &event.id {
-            Some(id) => Some(id.as_str().into()),
-            None if self.auto_ids => Some(self.ids.id(seq).into()),
-            None => None,
-        };
-        let frame = event.encode_with_id(id.as_deref());
-        let defaults = self.defaults;
-        let (ring, limits, count) = match target {
-            Target::Channel(name) => {
-                let channel = self.channels.entry(name.clone()).or_default();
-                let limits = channel.limits.unwrap_or(defaults);
-                (&mut channel.history, limits, channel.members)
+        let frame = match &event.id {
+            Some(id) => event.encode_with_id(Some(id)),
+            None if self.auto_ids => {
+                self.ids.write(seq, &mut self.id_text);
+                event.encode_with_id(Some(&self.id_text))
             }
-            Target::All => (&mut self.all, defaults, self.clients.len()),
+            None => event.encode_with_id(None),
+        };
+        let defaults = self.defaults;
+        let (ring, limits, count, name) = match target {
+            Target::Channel(name) => {
+                let channel = self.channel_mut(name);
+                let limits = channel.limits.unwrap_or(defaults);
+                let name = channel.name.clone();
+                (&mut channel.history, limits, channel.members, Some(name))
+            }
+            Target::All => (&mut self.all, defaults, self.clients.len(), None),
         };
         let recorded = limits.enabled();
         if !recorded {
@@ -48,24 +53,30 @@ impl Directory {
             ring.push(
                 HistoryEntry {
                     seq,
-                    id,
+                    // Only the caller's own id is kept: a `Last-Event-ID` in the engine's
+                    // format is resolved from its number (see `plan_replay`).
+                    id: event.id.as_deref().map(Arc::from),
                     frame: frame.clone(),
-                    at: Instant::now(),
+                    at: now,
                     filter: filter.cloned(),
                 },
                 limits,
             );
         }
-        if let Target::Channel(name) = target {
+        let mut channel = name;
+        if let Some(name) = &channel {
             // A channel that keeps nothing and has nobody need not be remembered.
-            if self.channels.get(name).is_some_and(Channel::is_vacant) {
+            if count == 0 && !recorded && self.channels.get(&**name).is_some_and(Channel::is_vacant)
+            {
                 self.forget_channel(name);
+                channel = None;
             }
         }
         Published {
             frame,
             seq: if recorded { seq } else { 0 },
             count,
+            channel,
         }
     }
 
@@ -81,9 +92,11 @@ impl Directory {
         self.forget_channels_where(Channel::is_vacant);
     }
 
-    pub(super) fn leave(&mut self, name: &str) {
+    /// Client `id` left channel `name`.
+    pub(super) fn leave(&mut self, id: ClientId, name: &str) {
+        let shard = self.shard_of(id);
         if let Some(channel) = self.channels.get_mut(name) {
-            channel.members -= 1;
+            channel.leave(shard);
             if channel.is_vacant() {
                 self.forget_channel(name);
             }
@@ -222,7 +235,7 @@ impl Directory {
 
     /// Sets a channel's history limits (creating the channel if needed).
     pub fn configure_channel(&mut self, name: &Arc<str>, limits: HistoryLimits) {
-        let channel = self.channels.entry(name.clone()).or_default();
+        let channel = self.channel_mut(name);
         channel.limits = Some(limits);
         channel.history.trim(limits, Instant::now());
     }
@@ -264,7 +277,7 @@ impl Directory {
                 self.remove_leaving(*id);
             } else if let Some(entry) = self.clients.get_mut(id) {
                 entry.channels.swap_remove(channel);
-                self.leave(channel);
+                self.leave(*id, channel);
             }
         }
         self.forget_channel(channel);

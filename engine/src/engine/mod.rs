@@ -65,6 +65,7 @@ impl Engine {
                 IdFormat::new(start_ms, random_salt()),
                 config.auto_ids,
                 config.history,
+                config.threads,
             )),
             counters: Counters::default(),
             failure: std::sync::OnceLock::new(),
@@ -157,18 +158,36 @@ impl Engine {
     /// Slows a publishing caller while a reactor is behind (see [`crate::queue`]). A
     /// handler never waits: it runs on a reactor thread, which would wait for itself.
     fn wait_for_room<'a>(&'a self, shards: impl IntoIterator<Item = &'a Outbox>) -> Result<()> {
+        self.wait_for_room_for(shards, 0)
+    }
+
+    /// Like [`Engine::wait_for_room`], for a batch of `weight` (see [`crate::queue`]).
+    fn wait_for_room_for<'a>(
+        &'a self,
+        shards: impl IntoIterator<Item = &'a Outbox>,
+        weight: usize,
+    ) -> Result<()> {
         if ON_REACTOR.with(Cell::get) {
             return Ok(());
         }
         let deadline = Instant::now() + MAX_WAIT;
         for shard in shards {
-            if shard.is_full() {
+            if shard.lacks_room(weight) {
                 // In a forked child nothing drains the queue (and its lock may be held).
                 self.check_same_process()?;
-                shard.wait_for_room(deadline)?;
+                shard.wait_for_room(weight, deadline)?;
             }
         }
         Ok(())
+    }
+
+    /// Wakes the reactors in `shards`.
+    fn wake(&self, shards: ShardSet) {
+        for (index, shard) in self.shards.iter().enumerate() {
+            if shards.contains(index) {
+                shard.wake();
+            }
+        }
     }
 
     fn to_every_shard(&self, recipients: usize, make: impl Fn() -> Command) {
@@ -395,6 +414,22 @@ impl Drop for Engine {
             self.stop_reactors(Instant::now() + DROP_FLUSH_DEADLINE, None);
         }
         self.join_reactors();
+    }
+}
+
+/// A set of reactors, by index (an engine has at most [`crate::MAX_THREADS`] of them).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct ShardSet(u64);
+
+const _: () = assert!(crate::config::MAX_THREADS <= u64::BITS as usize);
+
+impl ShardSet {
+    fn insert(&mut self, shard: usize) {
+        self.0 |= 1 << shard;
+    }
+
+    fn contains(self, shard: usize) -> bool {
+        self.0 & (1 << shard) != 0
     }
 }
 

@@ -21,7 +21,15 @@ impl Shard {
             Command::Connect(client) => self.connect(*client),
             Command::ToClient { client, frame } => {
                 if let Some(&key) = self.by_id.get(&client) {
-                    self.enqueue(key, &frame);
+                    let queueing = self.shared.queueing();
+                    fan_out(
+                        &mut self.conns,
+                        &mut self.work,
+                        std::iter::once(key),
+                        &frame,
+                        Live::DIRECT,
+                        queueing,
+                    );
                 }
             }
             Command::ToUser { user, frame } => {
@@ -56,6 +64,24 @@ impl Shard {
                     live,
                     queueing,
                 );
+            }
+            Command::ToChannels(events) => {
+                let queueing = self.shared.queueing();
+                for event in &events {
+                    let live = Live {
+                        seq: event.seq,
+                        filter: None,
+                    };
+                    let keys = self.channels.members(&event.channel);
+                    fan_out(
+                        &mut self.conns,
+                        &mut self.work,
+                        keys,
+                        &event.frame,
+                        live,
+                        queueing,
+                    );
+                }
             }
             Command::ToAll { frame, seq } => self.fan_out_all(&frame, seq),
             Command::Subscribe { client, channel } => {
@@ -233,18 +259,14 @@ impl Shard {
         }
     }
 
-    /// Queues `frame` for one client.
+    /// Queues `frame` for one client outside the live stream (its response head, a
+    /// replay, the gap event): it does not count towards the flush pass.
     pub(super) fn enqueue(&mut self, key: usize, frame: &Bytes) {
         let queueing = self.shared.queueing();
-        let keys = std::iter::once(key);
-        fan_out(
-            &mut self.conns,
-            &mut self.work,
-            keys,
-            frame,
-            Live::DIRECT,
-            queueing,
-        );
+        if let Some(conn) = self.conns.get_mut(key) {
+            let queued = self.work.enqueue(conn, key, frame, queueing);
+            Counters::add(&self.shared.counters.frames_queued, queued as u64);
+        }
     }
 
     /// Queues `frame` for every client of this shard.

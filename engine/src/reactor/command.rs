@@ -47,6 +47,14 @@ pub(crate) enum Scope {
     User(Arc<str>),
 }
 
+/// One event of a batch publish, for the members of one channel on this reactor.
+pub(crate) struct ChannelEvent {
+    pub channel: Arc<str>,
+    pub frame: Bytes,
+    /// As in [`Command::ToChannel`].
+    pub seq: u64,
+}
+
 pub(crate) enum Command {
     Connect(Box<NewClient>),
     ToClient {
@@ -65,6 +73,9 @@ pub(crate) enum Command {
         seq: u64,
         filter: Option<Arc<Filter>>,
     },
+    /// Several channel events in publish order (a batch publish): each as a
+    /// `ToChannel` without a filter. No channel appears twice in one command.
+    ToChannels(Vec<ChannelEvent>),
     ToAll {
         frame: Bytes,
         seq: u64,

@@ -163,6 +163,10 @@ pub(super) struct Conn {
     pub user: Option<Arc<str>>,
     /// Waiting in the dirty list for a flush.
     pub dirty: bool,
+    /// The flush pass `in_pass` counts for (see `Work::deliver`).
+    pub pass: u64,
+    /// Live frames queued for it in that pass.
+    pub in_pass: u32,
     /// Its output takes no bytes now: a socket with WRITABLE interest registered (the
     /// kernel buffer was full), or a stream-mode client the host was told to take from.
     pub blocked: bool,
@@ -192,6 +196,8 @@ impl Conn {
             channels,
             user: None,
             dirty: false,
+            pass: 0,
+            in_pass: 0,
             blocked: false,
             stalled_since: None,
             active: false,

@@ -12,7 +12,8 @@ use crate::stats::Counters;
 
 use super::conn::Conn;
 
-/// Clients waiting for a flush, to be closed, or for the next part of a replay.
+/// Clients waiting for a flush, to be closed, or for the next part of a replay; and how
+/// many live frames the current flush pass and turn queued (see `EVENTS_PER_PASS`).
 #[derive(Default)]
 pub(super) struct Work {
     pub dirty: VecDeque<usize>,
@@ -22,6 +23,12 @@ pub(super) struct Work {
     /// The most bytes any client of this reactor has had queued (published to the
     /// engine's `queue_high_water` once per turn: no atomic per recipient).
     pub high_water: u64,
+    /// The number of the current flush pass (a pass starts when the dirty list is empty).
+    pass: u64,
+    /// The most live frames one client got queued in this pass.
+    pub pass_most: u32,
+    /// Live frames queued since the reactor's turn began (the turn resets it).
+    pub turn_frames: usize,
 }
 
 /// How a fanned-out frame relates to history and filters.
@@ -49,8 +56,26 @@ pub(super) struct Queueing<'a> {
 }
 
 impl Work {
+    /// Starts a flush pass: no client has had a live frame in it yet.
+    pub fn new_pass(&mut self) {
+        self.pass += 1;
+        self.pass_most = 0;
+    }
+
+    /// Counts a live frame queued for `conn` in this pass and turn.
+    fn count_live(&mut self, conn: &mut Conn) {
+        if conn.pass != self.pass {
+            conn.pass = self.pass;
+            conn.in_pass = 0;
+        }
+        conn.in_pass += 1;
+        self.pass_most = self.pass_most.max(conn.in_pass);
+        self.turn_frames += 1;
+    }
+
     /// Queues a live frame unless the client must not get it: it is still replaying (the
     /// event will come from history), already got it by replay, or fails the filter.
+    /// Live frames count towards the flush pass and the turn (see `EVENTS_PER_PASS`).
     pub fn deliver(
         &mut self,
         conn: &mut Conn,
@@ -70,7 +95,11 @@ impl Work {
                 return false;
             }
         }
-        self.enqueue(conn, key, frame, queueing)
+        let queued = self.enqueue(conn, key, frame, queueing);
+        if queued {
+            self.count_live(conn);
+        }
+        queued
     }
 
     /// Queues a reference to `frame` for one client: no copy, no allocation per
@@ -190,6 +219,46 @@ mod tests {
             filter: Some(&filter),
         };
         assert!(!work.deliver(&mut slab[0], 0, &frame, filtered, queueing));
+    }
+
+    #[test]
+    fn a_pass_counts_the_live_frames_of_each_client() {
+        let counters = Counters::default();
+        let queueing = Queueing {
+            max_queue_bytes: 1024,
+            counters: &counters,
+        };
+        let mut slab = conns(3);
+        let mut work = Work::default();
+        work.new_pass();
+        let frame = Bytes::from_static(b"data: x\n\n");
+        // One frame for each of three clients: the pass has seen one per client.
+        fan_out(&mut slab, &mut work, 0..3, &frame, Live::DIRECT, queueing);
+        assert_eq!((work.pass_most, work.turn_frames), (1, 3));
+        fan_out(
+            &mut slab,
+            &mut work,
+            [0, 0].into_iter(),
+            &frame,
+            Live::DIRECT,
+            queueing,
+        );
+        assert_eq!((work.pass_most, work.turn_frames), (3, 5));
+        // Frames outside the live stream (replays, heartbeats) do not count.
+        assert!(work.enqueue(&mut slab[1], 1, &frame, queueing));
+        assert_eq!((work.pass_most, work.turn_frames), (3, 5));
+        // A new pass starts every client from zero.
+        work.new_pass();
+        fan_out(
+            &mut slab,
+            &mut work,
+            [0].into_iter(),
+            &frame,
+            Live::DIRECT,
+            queueing,
+        );
+        assert_eq!(work.pass_most, 1);
+        assert_eq!(slab[0].in_pass, 1);
     }
 
     #[test]

@@ -43,12 +43,24 @@ use timers::Timers;
 
 /// Clients flushed in one turn of the reactor.
 const FLUSH_CHUNK: usize = 128;
-/// Most commands applied in one flush pass (from when clients become dirty until every
-/// one was flushed). Between two turns the reactor flushes sockets, reads, runs timers
-/// and answers queries, whatever callers keep sending; and however fast they send, a
-/// client's queue grows by at most this many events per pass, so a reader that keeps
-/// up is never dropped as slow because a big channel takes many turns to flush.
-const COMMAND_BATCH: usize = 64;
+/// Most live events one client gets queued in one flush pass (from when clients become
+/// dirty until every one was flushed): once a client has this many, no more commands are
+/// applied until the pass is over. However fast callers send, a client's queue grows by
+/// at most this many events per pass (a batch command, applied whole, may add its own
+/// events for that client's channels past it), so a reader that keeps up is never
+/// dropped as slow because a big channel takes many turns to flush. Commands that reach
+/// different clients (one-member channels) do not end the pass: their events pile up
+/// on the dirty clients not yet flushed and leave in one `sendmsg` each.
+const EVENTS_PER_PASS: u32 = 64;
+/// Commands one turn applies, whatever they queue. Between two turns the reactor
+/// flushes sockets, reads, runs timers and answers queries, whatever callers keep
+/// sending.
+const TURN_COMMANDS: usize = 64;
+/// Past [`TURN_COMMANDS`], a turn goes on applying commands while they queued fewer
+/// frames than this in all: commands for one client each (one-member channels) are
+/// cheap to apply, and only when many are applied between two flushes of a client do
+/// its events share a `sendmsg`.
+const TURN_FRAMES: usize = 4096;
 
 thread_local! {
     /// A reactor thread's lifecycle handler, with the engine it serves (the address of
@@ -97,8 +109,6 @@ pub(crate) struct Shard {
     channels: Index,
     users: Index,
     work: Work,
-    /// Commands applied since the dirty list was last empty (see `COMMAND_BATCH`).
-    applied_in_pass: usize,
     blocked_count: usize,
     now: Instant,
     timers: Timers,
@@ -169,7 +179,6 @@ impl Shard {
             channels: Index::default(),
             users: Index::default(),
             work: Work::default(),
-            applied_in_pass: 0,
             blocked_count: 0,
             now,
             timers,
@@ -223,23 +232,27 @@ impl Shard {
         }
     }
 
-    /// Applies queued commands (up to what the current flush pass still allows), then
-    /// flushes up to one chunk of dirty clients. Events that arrive while a burst is
-    /// being written join the queues of the clients not yet flushed and leave in the
-    /// same `sendmsg`.
+    /// Applies queued commands (as many as the turn and the current flush pass allow,
+    /// see [`EVENTS_PER_PASS`]), then flushes up to one chunk of dirty clients. Events
+    /// that arrive while a burst is being written join the queues of the clients not yet
+    /// flushed and leave in the same `sendmsg`.
     fn turn(&mut self) -> Turn {
         let mut turn = Turn {
             more_commands: true,
             handle_gone: false,
         };
         if self.work.dirty.is_empty() {
-            self.applied_in_pass = 0;
+            self.work.new_pass();
         }
         self.inbox.begin_turn();
-        for _ in self.applied_in_pass..COMMAND_BATCH {
+        self.work.turn_frames = 0;
+        let mut applied = 0;
+        while self.work.pass_most < EVENTS_PER_PASS
+            && (applied < TURN_COMMANDS || self.work.turn_frames < TURN_FRAMES)
+        {
             match self.inbox.next() {
                 Next::Command(command) => {
-                    self.applied_in_pass += 1;
+                    applied += 1;
                     self.apply(command);
                 }
                 Next::Empty => {

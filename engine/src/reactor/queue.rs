@@ -9,6 +9,12 @@
 //! socket flushes, so it frees room continuously; a caller that finds no room within
 //! [`MAX_WAIT`] (the reactor is stuck, e.g. in a handler that blocks) gets
 //! `LimitReached` and nothing was queued.
+//!
+//! A batch publish (`Engine::broadcast_many`) waits for room for its whole weight, and
+//! is then queued whole under one lock, so its events stay in order and together. A
+//! batch heavier than the bound cannot ever fit: it waits until the queue is empty and
+//! is admitted alone (it holds what the caller's own items hold, so memory stays
+//! bounded by what the caller passed).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,6 +35,8 @@ pub(crate) const MAX_BACKLOG: usize = 1024 * 1024;
 const COMMAND_WEIGHT: usize = 256;
 /// What each recipient of a fan-out adds (queueing the frame, then writing it).
 const RECIPIENT_WEIGHT: usize = 4;
+/// What one event of a batch command weighs besides its frame and its recipients.
+pub(crate) const BATCH_ITEM_WEIGHT: usize = 32;
 /// Longest a publishing caller waits for room before giving up with `LimitReached`.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -41,9 +49,21 @@ impl Command {
                 | Command::ToUser { frame, .. }
                 | Command::ToChannel { frame, .. }
                 | Command::ToAll { frame, .. } => frame.len(),
+                Command::ToChannels(events) => events
+                    .iter()
+                    .map(|e| BATCH_ITEM_WEIGHT + e.frame.len())
+                    .sum(),
                 _ => 0,
             }
     }
+}
+
+/// What a batch of events of these data sizes will weigh at least, before their frames
+/// and recipients are known: what a caller waits for room for.
+pub(crate) fn batch_weight(data_lens: impl Iterator<Item = usize>) -> usize {
+    data_lens.fold(COMMAND_WEIGHT, |sum, len| {
+        sum.saturating_add(BATCH_ITEM_WEIGHT + len)
+    })
 }
 
 /// What is queued and not yet applied, and the callers waiting for room.
@@ -139,17 +159,20 @@ impl Outbox {
         let _ = self.waker.wake();
     }
 
-    /// The backlog is over its bound and the reactor still runs.
-    pub fn is_full(&self) -> bool {
-        self.backlog.weight.load(Ordering::SeqCst) > MAX_BACKLOG
+    /// The backlog has no room for `weight` more (0: it is over its bound) and the
+    /// reactor still runs. An empty backlog always has room, however heavy `weight` is.
+    pub fn lacks_room(&self, weight: usize) -> bool {
+        let queued = self.backlog.weight.load(Ordering::SeqCst);
+        queued > 0
+            && queued.saturating_add(weight) > MAX_BACKLOG
             && !self.backlog.stopped.load(Ordering::SeqCst)
     }
 
-    /// Waits until the backlog is under its bound (at once in the common case), at most
-    /// until `deadline`.
-    pub fn wait_for_room(&self, deadline: Instant) -> Result<()> {
+    /// Waits until the backlog has room for `weight` more (at once in the common case),
+    /// at most until `deadline`.
+    pub fn wait_for_room(&self, weight: usize, deadline: Instant) -> Result<()> {
         let backlog = &*self.backlog;
-        let full = || self.is_full();
+        let full = || self.lacks_room(weight);
         if !full() {
             return Ok(());
         }
@@ -218,5 +241,59 @@ impl Drop for Inbox {
     fn drop(&mut self) {
         self.backlog.stopped.store(true, Ordering::SeqCst);
         self.backlog.notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::command::ChannelEvent;
+    use bytes::Bytes;
+
+    fn batch(events: usize, size: usize) -> Command {
+        Command::ToChannels(
+            (0..events)
+                .map(|_| ChannelEvent {
+                    channel: "c".into(),
+                    frame: Bytes::from(vec![b'x'; size]),
+                    seq: 0,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_batch_waits_for_room_for_all_of_it_and_an_oversize_one_for_an_empty_queue() {
+        let poll = Poll::new().unwrap();
+        let (outbox, mut inbox) = channel(&poll).unwrap();
+        // An empty queue takes anything, however heavy.
+        assert!(!outbox.lacks_room(10 * MAX_BACKLOG));
+        outbox.send_to(batch(100, 1000), 100);
+        let queued = outbox.backlog.weight.load(Ordering::SeqCst);
+        assert_eq!(
+            queued,
+            COMMAND_WEIGHT + 100 * (BATCH_ITEM_WEIGHT + 1000 + RECIPIENT_WEIGHT)
+        );
+        // Now a batch needs room for its own weight; an oversize one waits for empty.
+        assert!(!outbox.lacks_room(0));
+        assert!(!outbox.lacks_room(MAX_BACKLOG - queued));
+        assert!(outbox.lacks_room(MAX_BACKLOG - queued + 1));
+        assert!(outbox.lacks_room(10 * MAX_BACKLOG));
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let err = outbox
+            .wait_for_room(10 * MAX_BACKLOG, deadline)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LimitReached);
+        // Once the reactor applied it, the queue is empty again.
+        assert!(matches!(
+            inbox.next(),
+            Next::Command(Command::ToChannels(_))
+        ));
+        inbox.release();
+        assert!(!outbox.lacks_room(10 * MAX_BACKLOG));
+        assert_eq!(
+            batch_weight([10, 20].into_iter()),
+            COMMAND_WEIGHT + 2 * BATCH_ITEM_WEIGHT + 30
+        );
     }
 }

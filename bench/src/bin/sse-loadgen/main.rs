@@ -14,11 +14,16 @@
 //! schedule, latency measured from the schedule, optionally with a share of clients that
 //! stop reading.
 //!
+//! `sse-loadgen channels [options]`: publishing to many one-member channels (one event
+//! each per round) against one channel with every client, in the same run (see
+//! [`channels`]).
+//!
 //! `sse-loadgen storm [options]`: the reconnect storm (see [`storm`]): live clients'
 //! latency while paced events are published, without and then with storm clients that
 //! keep disconnecting and reconnecting with `Last-Event-ID`; replay throughput; and a
 //! check that every client got every event exactly once and in order.
 
+mod channels;
 mod pace;
 mod storm;
 
@@ -40,7 +45,8 @@ use sse_bench::{
 const USAGE: &str = "usage: sse-loadgen [burst] [--clients N=10000] [--events M=20] [--size S=64] \
 [--runs R=3] [--hosts engine,naive] [--host-cmd NAME=COMMAND]... [--threads T=1] [--timeout SECS=60] [--json]
        sse-loadgen pace --help    (paced publishing, slow clients)
-       sse-loadgen storm --help   (the reconnect storm)";
+       sse-loadgen storm --help   (the reconnect storm)
+       sse-loadgen channels --help   (many one-member channels against one big channel)";
 /// File descriptors kept free for the poller, the burst connection, stdio and pipes.
 const FD_RESERVE: u64 = 64;
 /// Clients connecting at once (well under the host's accept backlog of 4096).
@@ -238,6 +244,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some(SERVE_HOST) => return sse_bench::host::main(args.into_iter().skip(1)),
         Some("storm") => storm::run(&args[1..]),
+        Some("channels") => channels::run(&args[1..]),
         Some("pace") => pace::run(&args[1..]),
         Some("burst") => run(&args[1..]),
         _ => run(&args),
@@ -513,13 +520,29 @@ struct Connected {
     connect_seconds: f64,
 }
 
-/// Starts the host, connects `clients` SSE clients (those for which `small_window` is
-/// true with a [`SMALL_RECEIVE_BUFFER`]), waits [`SETTLE`] and reads the RSS.
+/// How a client is opened: its request, and whether it gets a small receive window.
+pub(crate) struct ClientSetup<'a> {
+    /// The request of client `index` (usually [`SSE_REQUEST`]).
+    pub request: &'a dyn Fn(usize) -> Vec<u8>,
+    /// Clients for which this is true get a [`SMALL_RECEIVE_BUFFER`].
+    pub small_window: &'a dyn Fn(usize) -> bool,
+}
+
+impl ClientSetup<'static> {
+    /// `GET /sse` with the usual receive window.
+    pub const PLAIN: ClientSetup<'static> = ClientSetup {
+        request: &|_| SSE_REQUEST.to_vec(),
+        small_window: &|_| false,
+    };
+}
+
+/// Starts the host, connects `clients` SSE clients as `setup` says, waits [`SETTLE`]
+/// and reads the RSS.
 fn start_and_connect(
     kind: Kind,
     threads: usize,
     clients: usize,
-    small_window: &dyn Fn(usize) -> bool,
+    setup: &ClientSetup<'_>,
 ) -> Result<Connected, String> {
     let tag = kind.name();
     let mut host = HostProcess::spawn(kind, threads)?;
@@ -534,7 +557,7 @@ fn start_and_connect(
     let mut poll = Poll::new().map_err(|e| format!("create poller: {e}"))?;
     let mut events = Events::with_capacity(4096);
     let started = Instant::now();
-    let connected = connect_clients(&mut poll, &mut events, &mut host, clients, small_window)
+    let connected = connect_clients(&mut poll, &mut events, &mut host, clients, setup)
         .map_err(|e| blame_host(&mut host, e))?;
     let connect_seconds = started.elapsed().as_secs_f64();
     std::thread::sleep(SETTLE);
@@ -567,7 +590,7 @@ fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
         rss_before,
         rss_idle,
         connect_seconds,
-    } = start_and_connect(kind, opts.threads, opts.clients, &|_| false)?;
+    } = start_and_connect(kind, opts.threads, opts.clients, &ClientSetup::PLAIN)?;
     let stats_before = http_get(host.port, "/stats")
         .map(|body| body.trim().replace('\n', ", "))
         .unwrap_or_default();
@@ -661,7 +684,7 @@ fn connect_clients(
     events: &mut Events,
     host: &mut HostProcess,
     n: usize,
-    small_window: &dyn Fn(usize) -> bool,
+    setup: &ClientSetup<'_>,
 ) -> Result<Vec<Client>, String> {
     let target = SocketAddr::from(([127, 0, 0, 1], host.port));
     let mut clients: Vec<Client> = Vec::with_capacity(n);
@@ -671,7 +694,7 @@ fn connect_clients(
     while streaming < n {
         while clients.len() < n && connecting < MAX_CONNECTING {
             let index = clients.len();
-            let receive_buffer = small_window(index).then_some(SMALL_RECEIVE_BUFFER);
+            let receive_buffer = (setup.small_window)(index).then_some(SMALL_RECEIVE_BUFFER);
             let mut stream = open_client(index, target, receive_buffer)
                 .map_err(|e| format!("client {index}: connect to {target}: {e}"))?;
             poll.registry()
@@ -711,11 +734,12 @@ fn connect_clients(
             if !client.request_sent && event.is_writable() {
                 match client.stream.peer_addr() {
                     Ok(_) => {
+                        let request = (setup.request)(index);
                         let n = client
                             .stream
-                            .write(SSE_REQUEST)
+                            .write(&request)
                             .map_err(|e| format!("client {index}: send request: {e}"))?;
-                        if n != SSE_REQUEST.len() {
+                        if n != request.len() {
                             return Err(format!("client {index}: request only partly sent"));
                         }
                         client.request_sent = true;
@@ -807,19 +831,50 @@ fn burst(
     buf: &mut [u8],
     samples: &mut Samples,
 ) -> Result<RunResult, String> {
-    let expected = (opts.clients * opts.events) as u64;
+    let trigger = Trigger {
+        path: format!("/burst?count={}&size={}", opts.events, opts.size),
+        per_client: opts.events,
+        timeout: opts.timeout,
+    };
+    deliver(poll, events, clients, host, &trigger, buf, samples).map(|(run, _)| run)
+}
+
+/// A request that makes the host publish, and what every client must then receive.
+pub(crate) struct Trigger {
+    pub path: String,
+    /// Events each client gets.
+    pub per_client: usize,
+    /// Longest wait for every delivery.
+    pub timeout: Duration,
+}
+
+/// Sends the trigger request and reads every client until each has its events; returns
+/// the measurements and the host's answer.
+pub(crate) fn deliver(
+    poll: &mut Poll,
+    events: &mut Events,
+    clients: &mut [Client],
+    host: &mut HostProcess,
+    trigger_request: &Trigger,
+    buf: &mut [u8],
+    samples: &mut Samples,
+) -> Result<(RunResult, String), String> {
+    let per_client = trigger_request.per_client;
+    let expected = (clients.len() * per_client) as u64;
     for client in clients.iter_mut() {
         client.parser.reset_count();
     }
     samples.reset();
     let host_cpu_before = host.cpu()?;
     let own_cpu_before = own_cpu()?;
-    let path = format!("/burst?count={}&size={}", opts.events, opts.size);
+    let path = trigger_request.path.clone();
     let port = host.port;
     let asked = Instant::now();
-    let trigger: JoinHandle<Result<f64, String>> =
-        std::thread::spawn(move || http_get(port, &path).map(|_| asked.elapsed().as_secs_f64()));
-    let deadline = Instant::now() + opts.timeout;
+    let trigger: JoinHandle<Result<(f64, String), String>> = std::thread::spawn(move || {
+        http_get(port, &path).map(|body| (asked.elapsed().as_secs_f64(), body))
+    });
+    let timeout = trigger_request.timeout;
+    let deadline = Instant::now() + timeout;
     while samples.total < expected {
         poll.poll(events, Some(Duration::from_millis(200)))
             .or_else(ignore_eintr)
@@ -829,7 +884,7 @@ fn burst(
             if trigger.is_finished() {
                 // Publishing is over; read anything a lost readiness edge might have left.
                 for (index, client) in clients.iter_mut().enumerate() {
-                    if client.parser.received < opts.events as u32 {
+                    if client.parser.received < per_client as u32 {
                         samples.read(client, index, buf)?;
                     }
                 }
@@ -841,7 +896,7 @@ fn burst(
                 };
                 return Err(format!(
                     "timeout after {} s: {} of {expected} deliveries arrived ({published})",
-                    opts.timeout.as_secs(),
+                    timeout.as_secs(),
                     samples.total
                 ));
             }
@@ -852,7 +907,7 @@ fn burst(
             samples.read(&mut clients[index], index, buf)?;
         }
     }
-    let publish_seconds = trigger
+    let (publish_seconds, answer) = trigger
         .join()
         .map_err(|_| "the burst request thread panicked".to_string())?
         .map_err(|e| format!("burst request: {e}"))?;
@@ -861,11 +916,11 @@ fn burst(
     if let Some((index, client)) = clients
         .iter()
         .enumerate()
-        .find(|(_, c)| c.parser.received != opts.events as u32)
+        .find(|(_, c)| c.parser.received != per_client as u32)
     {
         return Err(format!(
-            "client {index} got {} events instead of {}",
-            client.parser.received, opts.events
+            "client {index} got {} events instead of {per_client}",
+            client.parser.received
         ));
     }
     let first_send = samples.first_send;
@@ -875,7 +930,7 @@ fn burst(
     }
     samples.arrivals.sort_unstable();
     let seconds = samples.last_delivery.saturating_sub(first_send) as f64 / 1e9;
-    Ok(RunResult {
+    let run = RunResult {
         deliveries: samples.total,
         seconds,
         rate: samples.total as f64 / seconds.max(1e-9),
@@ -887,7 +942,8 @@ fn burst(
         publish_seconds,
         host_cpu_seconds,
         loadgen_cpu_seconds,
-    })
+    };
+    Ok((run, answer))
 }
 
 /// A blocking `GET` to the host on its own connection; returns the body.

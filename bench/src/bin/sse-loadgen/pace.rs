@@ -29,8 +29,8 @@ use sse_bench::{median, now_ns, quantile, raise_nofile_limit, MIN_EVENT_SIZE};
 
 use super::{
     blame_host, http_get, ignore_eintr, json_string, mib, ms, own_cpu, read_client, read_response,
-    start_and_connect, thousands, Client, Connected, HostOptions, HostProcess, Kind, FD_RESERVE,
-    READ_BUFFER,
+    start_and_connect, thousands, Client, ClientSetup, Connected, HostOptions, HostProcess, Kind,
+    FD_RESERVE, READ_BUFFER,
 };
 
 const USAGE: &str = "usage: sse-loadgen pace [--clients N=10000] [--rate R=100] [--seconds S=10] \
@@ -225,6 +225,10 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
 
 fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
     let tag = kind.name();
+    let setup = ClientSetup {
+        small_window: &|index| is_stalled(index, opts.stalled_percent),
+        ..ClientSetup::PLAIN
+    };
     let Connected {
         mut host,
         mut poll,
@@ -233,9 +237,7 @@ fn bench_host(kind: Kind, opts: &Opts) -> Result<HostReport, String> {
         rss_before,
         rss_idle,
         connect_seconds,
-    } = start_and_connect(kind, opts.threads, opts.clients, &|index| {
-        is_stalled(index, opts.stalled_percent)
-    })?;
+    } = start_and_connect(kind, opts.threads, opts.clients, &setup)?;
     let mut buf = vec![0u8; READ_BUFFER];
     let mut phases = Vec::new();
     warm_up(

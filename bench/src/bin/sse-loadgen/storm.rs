@@ -37,7 +37,7 @@ use sse_bench::{
 
 use super::{
     blame_host, connect_clients, http_get, ignore_eintr, json_string, ms, open_client, own_cpu,
-    thousands, Client, HostProcess, Kind, FD_RESERVE, READ_BUFFER,
+    thousands, Client, ClientSetup, HostProcess, Kind, FD_RESERVE, READ_BUFFER,
 };
 use std::io::{self, Read, Write};
 
@@ -752,8 +752,14 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("create poller: {e}"))?;
     let mut events = Events::with_capacity(4096);
     let started = Instant::now();
-    let live = connect_clients(&mut poll, &mut events, &mut host, opts.live, &|_| false)
-        .map_err(|e| blame_host(&mut host, e))?;
+    let live = connect_clients(
+        &mut poll,
+        &mut events,
+        &mut host,
+        opts.live,
+        &ClientSetup::PLAIN,
+    )
+    .map_err(|e| blame_host(&mut host, e))?;
     println!(
         "[storm] {} live clients streaming after {:.2} s",
         opts.live,

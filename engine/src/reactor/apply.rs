@@ -183,7 +183,7 @@ impl Shard {
         conn.user = options.user.clone();
         conn.metadata = options.metadata;
         conn.seen_seq = seen_seq;
-        conn.resumed_from = options.last_event_id;
+        conn.resumed_from = options.last_event_id.map(String::into_boxed_str);
         conn.peer = peer;
         entry.insert(conn);
         self.by_id.insert(id, key);

@@ -163,8 +163,9 @@ pub(super) struct Conn {
     pub user: Option<Arc<str>>,
     /// Waiting in the dirty list for a flush.
     pub dirty: bool,
-    /// The flush pass `in_pass` counts for (see `Work::deliver`).
-    pub pass: u64,
+    /// The flush pass `in_pass` counts for (see `Work::deliver`; passes are numbered
+    /// modulo 2^32, which only ever makes a count start again early).
+    pub pass: u32,
     /// Live frames queued for it in that pass.
     pub in_pass: u32,
     /// Its output takes no bytes now: a socket with WRITABLE interest registered (the
@@ -182,7 +183,7 @@ pub(super) struct Conn {
     /// While replaying: the last sequence number replayed; live history events wait.
     pub replay_cursor: Option<u64>,
     /// The `Last-Event-ID` the client connected with.
-    pub resumed_from: Option<String>,
+    pub resumed_from: Option<Box<str>>,
     pub peer: Option<SocketAddr>,
     pub connected_at: SystemTime,
 }
@@ -225,7 +226,7 @@ impl Conn {
             connected_at: self.connected_at,
             remote_addr: self.peer,
             queued_bytes: self.out.len(),
-            last_event_id: self.out.last_id().or_else(|| self.resumed_from.clone()),
+            last_event_id: self.out.last_id().or_else(|| self.resumed_from.as_deref().map(String::from)),
         }
     }
 }

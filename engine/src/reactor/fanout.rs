@@ -24,7 +24,7 @@ pub(super) struct Work {
     /// engine's `queue_high_water` once per turn: no atomic per recipient).
     pub high_water: u64,
     /// The number of the current flush pass (a pass starts when the dirty list is empty).
-    pass: u64,
+    pass: u32,
     /// The most live frames one client got queued in this pass.
     pub pass_most: u32,
     /// Live frames queued since the reactor's turn began (the turn resets it).
@@ -58,7 +58,7 @@ pub(super) struct Queueing<'a> {
 impl Work {
     /// Starts a flush pass: no client has had a live frame in it yet.
     pub fn new_pass(&mut self) {
-        self.pass += 1;
+        self.pass = self.pass.wrapping_add(1);
         self.pass_most = 0;
     }
 

@@ -226,7 +226,10 @@ impl Conn {
             connected_at: self.connected_at,
             remote_addr: self.peer,
             queued_bytes: self.out.len(),
-            last_event_id: self.out.last_id().or_else(|| self.resumed_from.as_deref().map(String::from)),
+            last_event_id: self
+                .out
+                .last_id()
+                .or_else(|| self.resumed_from.as_deref().map(String::from)),
         }
     }
 }

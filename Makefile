@@ -22,6 +22,7 @@ test: setup lint header-check test-rust test-c test-node test-python test-bench
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	$(CARGO) clippy -p sse_engine --features cluster --all-targets --quiet -- -D warnings
 
 ## Regenerate the committed C header.
 header:
@@ -35,6 +36,7 @@ header-check:
 test-rust:
 	$(CARGO) test --workspace
 	$(CARGO) test -p sse_engine --features fault-injection --test fault
+	$(CARGO) test -p sse_engine --features cluster --test cluster_script
 
 test-c:
 	bash tests/c/run.sh

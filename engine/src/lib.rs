@@ -19,6 +19,8 @@
 //! ```
 
 mod channel_set;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod config;
 mod directory;
 mod engine;

@@ -1,0 +1,298 @@
+//! The cluster publish script against a real `redis-server` (started here on a free
+//! port, stopped at the end): numbers, epoch, the channel's stream and its bounds, and
+//! what the nodes receive.
+#![cfg(feature = "cluster")]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+use sse_engine::cluster::{publish, Limits, Namespace, Published};
+
+/// A `redis-server` of this test's own, without persistence.
+struct RedisServer {
+    child: Child,
+    url: String,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; .ci/setup installs it)");
+        // Owned from here on: a failed start below still stops the process.
+        let server = RedisServer {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ping = server
+                .client()
+                .get_connection()
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            if ping.is_ok() {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start: {ping:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn client(&self) -> redis::Client {
+        redis::Client::open(self.url.as_str()).unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const KEEP: Limits = Limits {
+    max_events: 1000,
+    max_age: Duration::from_secs(300),
+};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `(id, payload)` of each entry of a stream.
+fn stream(con: &mut redis::Connection, key: &str) -> Vec<(String, Vec<u8>)> {
+    let reply: redis::streams::StreamRangeReply = con.xrange_all(key).unwrap();
+    reply
+        .ids
+        .into_iter()
+        .map(|entry| {
+            let payload: Vec<u8> = entry.get("p").unwrap();
+            (entry.id, payload)
+        })
+        .collect()
+}
+
+#[test]
+fn publishes_are_numbered_kept_and_sent_atomically() {
+    let server = RedisServer::start();
+    let client = server.client();
+    let ns = Namespace::new("t1").unwrap();
+    let mut sub = client.get_connection().unwrap();
+    let mut sub = sub.as_pubsub();
+    sub.subscribe(ns.topic("a")).unwrap();
+    sub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+
+    let rt = runtime();
+    let mut con = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    // Binary-safe payloads, with the separator and line breaks in them.
+    let payloads: [&[u8]; 3] = [b"one", b"two:with:colons\n", &[0, 255, 10]];
+    let mut got = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        let channel = if i == 1 { "b" } else { "a" };
+        got.push(
+            rt.block_on(publish(&mut con, &ns, channel, payload, KEEP, "E1"))
+                .unwrap(),
+        );
+    }
+    let seqs: Vec<u64> = got.iter().map(|p| p.seq).collect();
+    assert_eq!(seqs, [1, 2, 3], "one sequence for the whole namespace");
+    assert!(got.iter().all(|p| p.epoch == "E1"));
+    // A later candidate epoch does not replace the one Redis has.
+    let next = rt
+        .block_on(publish(&mut con, &ns, "a", b"four", KEEP, "E2"))
+        .unwrap();
+    assert_eq!(
+        next,
+        Published {
+            seq: 4,
+            epoch: "E1".into()
+        }
+    );
+
+    let mut plain = client.get_connection().unwrap();
+    assert_eq!(
+        stream(&mut plain, &ns.stream_key("a")),
+        [
+            ("1-0".to_string(), b"one".to_vec()),
+            ("3-0".to_string(), vec![0, 255, 10]),
+            ("4-0".to_string(), b"four".to_vec()),
+        ]
+    );
+    assert_eq!(
+        stream(&mut plain, &ns.stream_key("b")),
+        [("2-0".to_string(), b"two:with:colons\n".to_vec())]
+    );
+    // The nodes listening on `a` got its events in order, each with number and epoch.
+    let mut messages = Vec::new();
+    for _ in 0..3 {
+        let msg = sub.get_message().unwrap();
+        assert_eq!(msg.get_channel_name(), ns.topic("a"));
+        messages.push(msg.get_payload_bytes().to_vec());
+    }
+    assert_eq!(
+        messages,
+        [
+            b"1:E1:one".to_vec(),
+            [b"3:E1:".as_slice(), &[0, 255, 10]].concat(),
+            b"4:E1:four".to_vec(),
+        ]
+    );
+}
+
+#[test]
+fn streams_stay_within_their_count_and_age() {
+    let server = RedisServer::start();
+    let client = server.client();
+    let ns = Namespace::new("t2").unwrap();
+    let rt = runtime();
+    let mut con = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    let mut plain = client.get_connection().unwrap();
+    let two = Limits {
+        max_events: 2,
+        max_age: Duration::from_secs(300),
+    };
+    for payload in [b"1", b"2", b"3"] {
+        rt.block_on(publish(&mut con, &ns, "c", payload, two, "E"))
+            .unwrap();
+    }
+    let ids: Vec<String> = stream(&mut plain, &ns.stream_key("c"))
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, ["2-0", "3-0"]);
+
+    // No history: numbered and sent, not kept.
+    let none = Limits {
+        max_events: 0,
+        max_age: Duration::from_secs(300),
+    };
+    let p = rt
+        .block_on(publish(&mut con, &ns, "quiet", b"x", none, "E"))
+        .unwrap();
+    assert_eq!(p.seq, 4);
+    let exists: bool = plain.exists(ns.stream_key("quiet")).unwrap();
+    assert!(!exists);
+
+    // Past the age: entries go at the next publish, and the key expires by itself.
+    let short = Limits {
+        max_events: 100,
+        max_age: Duration::from_millis(300),
+    };
+    for payload in [b"old1", b"old2"] {
+        rt.block_on(publish(&mut con, &ns, "d", payload, short, "E"))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    rt.block_on(publish(&mut con, &ns, "d", b"new", short, "E"))
+        .unwrap();
+    let left: Vec<Vec<u8>> = stream(&mut plain, &ns.stream_key("d"))
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(left, [b"new".to_vec()]);
+    let ttl: i64 = plain.pttl(ns.stream_key("d")).unwrap();
+    assert!(ttl > 0 && ttl <= 300, "pttl {ttl}");
+}
+
+#[test]
+fn a_redis_that_lost_its_data_begins_a_new_epoch() {
+    let server = RedisServer::start();
+    let client = server.client();
+    let ns = Namespace::new("t3").unwrap();
+    let rt = runtime();
+    let mut con = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    let mut plain = client.get_connection().unwrap();
+    for payload in [b"a", b"b", b"c"] {
+        rt.block_on(publish(&mut con, &ns, "e", payload, KEEP, "OLD"))
+            .unwrap();
+    }
+    // Everything lost (a restart without persistence): a new epoch, numbers from 1.
+    redis::cmd("FLUSHALL").exec(&mut plain).unwrap();
+    let p = rt
+        .block_on(publish(&mut con, &ns, "e", b"d", KEEP, "NEW"))
+        .unwrap();
+    assert_eq!((p.seq, p.epoch.as_str()), (1, "NEW"));
+
+    // Only the namespace's hash lost (evicted), the stream kept with higher numbers:
+    // those entries belong to the old epoch and are dropped, the new one is kept.
+    for payload in [b"e", b"f"] {
+        rt.block_on(publish(&mut con, &ns, "e", payload, KEEP, "NEW"))
+            .unwrap();
+    }
+    let _: () = plain.del(ns.meta_key()).unwrap();
+    let p = rt
+        .block_on(publish(&mut con, &ns, "e", b"g", KEEP, "NEWER"))
+        .unwrap();
+    assert_eq!((p.seq, p.epoch.as_str()), (1, "NEWER"));
+    assert_eq!(
+        stream(&mut plain, &ns.stream_key("e")),
+        [("1-0".to_string(), b"g".to_vec())]
+    );
+}
+
+#[test]
+fn numbers_up_to_2_pow_53_are_exact_in_the_stream_and_the_message() {
+    let server = RedisServer::start();
+    let client = server.client();
+    let ns = Namespace::new("t4").unwrap();
+    let rt = runtime();
+    let mut con = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    let mut plain = client.get_connection().unwrap();
+    let last = (1u64 << 53) - 2;
+    let _: () = plain
+        .hset_multiple(
+            ns.meta_key(),
+            &[("e", "E".to_string()), ("s", last.to_string())],
+        )
+        .unwrap();
+    let mut sub = client.get_connection().unwrap();
+    let mut sub = sub.as_pubsub();
+    sub.subscribe(ns.topic("big")).unwrap();
+    sub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let p = rt
+        .block_on(publish(&mut con, &ns, "big", b"x", KEEP, "E"))
+        .unwrap();
+    assert_eq!(p.seq, (1 << 53) - 1);
+    assert_eq!(
+        stream(&mut plain, &ns.stream_key("big")),
+        [("9007199254740991-0".to_string(), b"x".to_vec())]
+    );
+    let msg = sub.get_message().unwrap();
+    assert_eq!(msg.get_payload_bytes(), b"9007199254740991:E:x");
+}
+
+#[test]
+fn a_namespace_prefix_must_be_printable_without_spaces() {
+    for bad in ["", "a b", "tab\t", "é"] {
+        let err = Namespace::new(bad).unwrap_err();
+        assert!(err.message().contains("cluster prefix"), "{err}");
+    }
+    let ns = Namespace::new("app:prod").unwrap();
+    assert_eq!(ns.meta_key(), "app:prod:meta");
+    assert_eq!(ns.stream_key("news"), "app:prod:stream:news");
+    assert_eq!(ns.topic("news"), "app:prod:ch:news");
+}

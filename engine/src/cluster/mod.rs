@@ -1,12 +1,15 @@
 //! Cluster mode: many engine processes, on one or many machines, share channels through
 //! Redis (the `cluster` cargo feature). See `docs/cluster.md` for the design.
 //!
-//! Built so far: the key layout of a namespace ([`Namespace`]) and the one publish
+//! Built so far: the key layout of a namespace ([`Namespace`]), what nodes tell each
+//! other about a publish ([`Message`], the script's payload), and the one publish
 //! script ([`publish`]) that numbers an event, keeps it in its channel's stream and
 //! sends it to the nodes, atomically.
 
+mod message;
 mod publish;
 
+pub use message::{Message, Target};
 pub use publish::{publish, Limits, Published};
 
 /// The Redis keys and pub/sub channels of one namespace (a key prefix): namespaces on

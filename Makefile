@@ -36,7 +36,7 @@ header-check:
 test-rust:
 	$(CARGO) test --workspace
 	$(CARGO) test -p sse_engine --features fault-injection --test fault
-	$(CARGO) test -p sse_engine --features cluster --lib --test cluster_script
+	$(CARGO) test -p sse_engine --features cluster --lib --test cluster
 
 test-c:
 	bash tests/c/run.sh

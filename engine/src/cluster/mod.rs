@@ -1,14 +1,17 @@
 //! Cluster mode: many engine processes, on one or many machines, share channels through
 //! Redis (the `cluster` cargo feature). See `docs/cluster.md` for the design.
 //!
-//! Built so far: the key layout of a namespace ([`Namespace`]), what nodes tell each
+//! Built so far: opening Redis with clear errors ([`open`]), the key layout of a
+//! namespace ([`Namespace`]), what nodes tell each
 //! other about a publish ([`Message`], the script's payload), and the one publish
 //! script ([`publish`]) that numbers an event, keeps it in its channel's stream and
 //! sends it to the nodes, atomically.
 
+mod connect;
 mod message;
 mod publish;
 
+pub use connect::{open, redacted, MIN_REDIS};
 pub use message::{Message, Target};
 pub use publish::{publish, Limits, Published};
 

@@ -1,6 +1,6 @@
-//! The cluster publish script against a real `redis-server` (started here on a free
-//! port, stopped at the end): numbers, epoch, the channel's stream and its bounds, and
-//! what the nodes receive.
+//! Cluster mode against a real `redis-server` (started here on a free port, stopped at
+//! the end): opening it with clear errors, and the publish script (numbers, epoch, the
+//! channel's stream and its bounds, what the nodes receive).
 #![cfg(feature = "cluster")]
 
 use std::net::TcpListener;
@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use sse_engine::cluster::{publish, Limits, Namespace, Published};
+use sse_engine::cluster::{open, publish, Limits, Namespace, Published};
+use sse_engine::ErrorKind;
 
 /// A `redis-server` of this test's own, without persistence.
 struct RedisServer {
@@ -18,6 +19,12 @@ struct RedisServer {
 
 impl RedisServer {
     fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// With extra `redis-server` arguments (`PING` must still answer without a
+    /// password: the caller's `--requirepass` is checked with `AUTH` below).
+    fn start_with(extra: &[&str]) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -26,6 +33,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (Debian package redis-server; .ci/setup installs it)");
@@ -40,7 +48,8 @@ impl RedisServer {
                 .client()
                 .get_connection()
                 .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if ping.is_ok() {
+            // A server with a password answers NOAUTH: it is up.
+            if ping.is_ok() || ping.as_ref().is_err_and(|e| e.code() == Some("NOAUTH")) {
                 return server;
             }
             assert!(
@@ -295,4 +304,49 @@ fn a_namespace_prefix_must_be_printable_without_spaces() {
     assert_eq!(ns.meta_key(), "app:prod:meta");
     assert_eq!(ns.stream_key("news"), "app:prod:stream:news");
     assert_eq!(ns.topic("news"), "app:prod:ch:news");
+}
+
+#[test]
+fn bad_settings_fail_at_open_with_clear_errors() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let port = server.url.rsplit(':').next().unwrap().trim_end_matches('/');
+    let rt = runtime();
+    let timeout = Duration::from_secs(2);
+    let open_err = |url: &str| rt.block_on(open(url, timeout)).map(|_| ()).unwrap_err();
+
+    assert!(rt
+        .block_on(open(&format!("redis://:s3cret@127.0.0.1:{port}/"), timeout))
+        .is_ok());
+    let err = open_err(&format!("redis://:wrong@127.0.0.1:{port}/"));
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(
+        err.message().contains("refused the user or password"),
+        "{err}"
+    );
+    assert!(
+        !err.message().contains("wrong"),
+        "the password is shown: {err}"
+    );
+    let err = open_err(&format!("redis://127.0.0.1:{port}/"));
+    assert!(
+        err.message().contains("refused the user or password"),
+        "{err}"
+    );
+
+    // Nothing listens there: an I/O error, well within the timeout.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let err = open_err(&format!("redis://:s3cret@127.0.0.1:{closed}/"));
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(err.message().contains("cannot reach Redis"), "{err}");
+    assert!(err.message().contains(":***@"), "{err}");
+    assert!(started.elapsed() < timeout + Duration::from_secs(1));
+
+    let err = open_err("http://127.0.0.1/");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message().contains("is not valid"), "{err}");
 }

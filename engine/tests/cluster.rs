@@ -8,8 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use sse_engine::cluster::{open, publish, Limits, Namespace, Published};
+use std::sync::atomic::Ordering;
+
+use sse_engine::cluster::{
+    open, publish, Broker, Limits, Message, Namespace, Published, Received, Target,
+};
 use sse_engine::ErrorKind;
+use sse_engine::Event;
 
 /// A `redis-server` of this test's own, without persistence.
 struct RedisServer {
@@ -58,6 +63,16 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends `SIG<name>` to the server (`STOP`: it stops answering, connections stay).
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
     }
 
     fn client(&self) -> redis::Client {
@@ -349,4 +364,169 @@ fn bad_settings_fail_at_open_with_clear_errors() {
     let err = open_err("http://127.0.0.1/");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.message().contains("is not valid"), "{err}");
+}
+
+/// What a broker's `deliver` got, shared with the test.
+type Inbox = std::sync::Arc<std::sync::Mutex<Vec<Received>>>;
+
+fn broker(server: &RedisServer, prefix: &str, queue: usize) -> (Broker, Inbox) {
+    let inbox: Inbox = Default::default();
+    let sink = inbox.clone();
+    let broker = Broker::start(
+        &server.url,
+        Namespace::new(prefix).unwrap(),
+        Duration::from_secs(2),
+        queue,
+        move |received| sink.lock().unwrap().push(received),
+    )
+    .unwrap();
+    (broker, inbox)
+}
+
+fn wait_for_count(inbox: &Inbox, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inbox.lock().unwrap().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "got {} of {n}",
+            inbox.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn to_channel(name: &str, data: &str) -> Message {
+    Message {
+        target: Target::Channel {
+            name: name.into(),
+            filter: None,
+        },
+        event: Event::new(data),
+    }
+}
+
+#[test]
+fn brokers_on_one_redis_get_every_event_of_their_channels_once_in_order() {
+    let server = RedisServer::start();
+    let (a, inbox_a) = broker(&server, "b1", 1000);
+    let (b, inbox_b) = broker(&server, "b1", 1000);
+    // Another namespace on the same Redis sees nothing of this one.
+    let (other_ns, got_other) = broker(&server, "b2", 10);
+    a.subscribe("news").unwrap();
+    b.subscribe("news").unwrap();
+    other_ns.subscribe("news").unwrap();
+    for i in 0..200 {
+        let publisher = if i % 2 == 0 { &a } else { &b };
+        publisher
+            .publish("news", &to_channel("news", &format!("e{i}")), KEEP)
+            .unwrap();
+    }
+    a.publish("elsewhere", &to_channel("elsewhere", "x"), KEEP)
+        .unwrap();
+    a.flush().unwrap();
+    b.flush().unwrap();
+    wait_for_count(&inbox_a, 200);
+    wait_for_count(&inbox_b, 200);
+    let got_a = inbox_a.lock().unwrap().clone();
+    let got_b = inbox_b.lock().unwrap().clone();
+    // Both nodes: the same events in the same order, numbered without holes, one epoch.
+    assert_eq!(got_a, got_b);
+    let seqs: Vec<u64> = got_a.iter().map(|r| r.seq).collect();
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(seqs, sorted, "in order, each once");
+    assert!(got_a.iter().all(|r| r.epoch == got_a[0].epoch));
+    let mut data: Vec<String> = got_a.iter().map(|r| r.message.event.data.clone()).collect();
+    data.sort();
+    let mut expected: Vec<String> = (0..200).map(|i| format!("e{i}")).collect();
+    expected.sort();
+    assert_eq!(data, expected);
+    // Each node's own publishes keep their order.
+    let from_a: Vec<&str> = got_a
+        .iter()
+        .map(|r| r.message.event.data.as_str())
+        .filter(|d| d[1..].parse::<u32>().unwrap() % 2 == 0)
+        .collect();
+    let in_order: Vec<String> = (0..200).step_by(2).map(|i| format!("e{i}")).collect();
+    assert_eq!(from_a, in_order);
+    assert_eq!(a.stats().published.load(Ordering::Relaxed), 101);
+    assert!(got_other.lock().unwrap().is_empty());
+
+    // A foreign message on the topic is counted, not handed on; after unsubscribe
+    // nothing more arrives.
+    let mut plain = server.client().get_connection().unwrap();
+    let _: () = plain
+        .publish(Namespace::new("b1").unwrap().topic("news"), "7:E:not ours")
+        .unwrap();
+    b.unsubscribe("news").unwrap();
+    a.publish("news", &to_channel("news", "last"), KEEP)
+        .unwrap();
+    a.flush().unwrap();
+    wait_for_count(&inbox_a, 201);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        inbox_a.lock().unwrap().len(),
+        201,
+        "the foreign message was handed on"
+    );
+    assert_eq!(inbox_a.lock().unwrap()[200].message.event.data, "last");
+    assert_eq!(
+        inbox_b.lock().unwrap().len(),
+        200,
+        "b got an event after unsubscribe"
+    );
+    assert_eq!(a.stats().foreign.load(Ordering::Relaxed), 1);
+    assert_eq!(b.stats().foreign.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_broker_whose_redis_stops_answering_fills_its_queue_and_says_so() {
+    let server = RedisServer::start();
+    let (a, inbox) = broker(&server, "b3", 4);
+    a.subscribe("c").unwrap();
+    server.signal("STOP");
+    let mut refused = None;
+    for i in 0..50 {
+        if let Err(e) = a.publish("c", &to_channel("c", &format!("{i}")), KEEP) {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    server.signal("CONT");
+    let (accepted, err) = refused.expect("the queue never filled");
+    assert_eq!(err.kind(), ErrorKind::LimitReached);
+    assert!(err.message().contains("queue"), "{err}");
+    // Everything accepted goes out once Redis answers again, in order.
+    a.flush().unwrap();
+    wait_for_count(&inbox, accepted);
+    let data: Vec<String> = inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.message.event.data.clone())
+        .collect();
+    let expected: Vec<String> = (0..accepted).map(|i| i.to_string()).collect();
+    assert_eq!(data, expected);
+}
+
+#[test]
+fn a_broker_with_bad_settings_does_not_start() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let start = |queue| {
+        Broker::start(
+            &server.url,
+            Namespace::new("b4").unwrap(),
+            Duration::from_secs(2),
+            queue,
+            |_| {},
+        )
+    };
+    let err = start(10).map(|_| ()).unwrap_err();
+    assert!(
+        err.message().contains("refused the user or password"),
+        "{err}"
+    );
+    let err = start(0).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutOfRange);
 }

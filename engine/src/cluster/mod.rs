@@ -1,16 +1,19 @@
 //! Cluster mode: many engine processes, on one or many machines, share channels through
 //! Redis (the `cluster` cargo feature). See `docs/cluster.md` for the design.
 //!
-//! Built so far: opening Redis with clear errors ([`open`]), the key layout of a
+//! Built so far: the broker thread ([`Broker`]: publishes queued to Redis, what
+//! arrives on subscribed topics decoded and handed on), opening Redis with clear errors ([`open`]), the key layout of a
 //! namespace ([`Namespace`]), what nodes tell each
 //! other about a publish ([`Message`], the script's payload), and the one publish
 //! script ([`publish`]) that numbers an event, keeps it in its channel's stream and
 //! sends it to the nodes, atomically.
 
+mod broker;
 mod connect;
 mod message;
 mod publish;
 
+pub use broker::{Broker, BrokerStats, Received};
 pub use connect::{open, redacted, MIN_REDIS};
 pub use message::{Message, Target};
 pub use publish::{publish, Limits, Published};

@@ -1,0 +1,293 @@
+//! The broker thread: one thread of its own with a tokio runtime and two Redis
+//! connections (scripts; pub/sub). Callers hand it publishes through a bounded queue
+//! and never wait for Redis; what arrives on the subscribed topics is decoded and
+//! handed to the `deliver` function, in the order Redis sends it.
+//!
+//! Not built yet (issue 12): reconnecting with backoff, filling holes from the streams
+//! after a resubscribe, liveness probes, and holding publishes while Redis is away.
+//! Until then a publish Redis refuses is counted in [`BrokerStats::failed`], never
+//! dropped silently.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::{open, publish, Limits, Message, Namespace, Published};
+use crate::error::{Error, ErrorKind, Result};
+
+/// An event another node (or this one) published, as it came from Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub seq: u64,
+    pub epoch: String,
+    pub message: Message,
+}
+
+/// What the broker did so far.
+#[derive(Debug, Default)]
+pub struct BrokerStats {
+    /// Publishes Redis numbered and sent.
+    pub published: AtomicU64,
+    /// Publishes Redis refused (or that were lost with the connection).
+    pub failed: AtomicU64,
+    /// Events received and handed on.
+    pub received: AtomicU64,
+    /// Messages on our topics that were not this engine's (skipped).
+    pub foreign: AtomicU64,
+}
+
+enum Request {
+    Publish {
+        channel: String,
+        payload: Vec<u8>,
+        limits: Limits,
+    },
+    Subscribe(String, std_mpsc::Sender<Result<()>>),
+    Unsubscribe(String, std_mpsc::Sender<Result<()>>),
+    /// Answered once every request before it is done.
+    Flush(std_mpsc::Sender<()>),
+}
+
+/// The handle of a running broker thread; dropping it stops the thread.
+pub struct Broker {
+    namespace: Namespace,
+    requests: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<BrokerStats>,
+}
+
+impl Broker {
+    /// Connects to `url` (failing within `timeout` with a clear error) and starts the
+    /// thread. `queue`: publishes that may wait for Redis before [`Broker::publish`]
+    /// fails with `LimitReached`.
+    pub fn start(
+        url: &str,
+        namespace: Namespace,
+        timeout: Duration,
+        queue: usize,
+        deliver: impl Fn(Received) + Send + 'static,
+    ) -> Result<Broker> {
+        if queue == 0 {
+            return Err(Error::new(
+                ErrorKind::OutOfRange,
+                "cluster queue must be at least 1",
+            ));
+        }
+        let (requests, inbox) = mpsc::channel(queue);
+        let (started_tx, started_rx) = std_mpsc::channel();
+        let stats = Arc::new(BrokerStats::default());
+        let thread_stats = stats.clone();
+        let url = url.to_string();
+        let thread_namespace = namespace.clone();
+        let thread = std::thread::Builder::new()
+            .name("sse-cluster".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(Error::new(
+                            ErrorKind::Io,
+                            format!("cluster: no runtime: {e}"),
+                        )));
+                        return;
+                    }
+                };
+                runtime.block_on(run(
+                    url,
+                    thread_namespace,
+                    timeout,
+                    inbox,
+                    started_tx,
+                    thread_stats,
+                    deliver,
+                ));
+            })
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cluster: no thread: {e}")))?;
+        let started = started_rx.recv().unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Io,
+                "cluster: the broker thread ended at start",
+            ))
+        });
+        if let Err(e) = started {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Ok(Broker {
+            namespace,
+            requests: Some(requests),
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    pub fn stats(&self) -> &BrokerStats {
+        &self.stats
+    }
+
+    /// Queues `message` for `channel`'s stream and topic. `LimitReached` when the queue
+    /// is full (Redis is slower than the callers), `ShutDown` when the broker stopped.
+    pub fn publish(&self, channel: &str, message: &Message, limits: Limits) -> Result<()> {
+        let payload = message.encode()?;
+        let request = Request::Publish {
+            channel: channel.to_string(),
+            payload,
+            limits,
+        };
+        self.sender()?.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::new(
+                ErrorKind::LimitReached,
+                "cluster: the queue of publishes waiting for Redis is full",
+            ),
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })
+    }
+
+    /// Listens on `channel`'s topic; returns once Redis confirmed it.
+    pub fn subscribe(&self, channel: &str) -> Result<()> {
+        let (tx, rx) = std_mpsc::channel();
+        self.request(Request::Subscribe(self.namespace.topic(channel), tx))?;
+        rx.recv().unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Stops listening on `channel`'s topic; returns once Redis confirmed it.
+    pub fn unsubscribe(&self, channel: &str) -> Result<()> {
+        let (tx, rx) = std_mpsc::channel();
+        self.request(Request::Unsubscribe(self.namespace.topic(channel), tx))?;
+        rx.recv().unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Returns once every publish queued before it went to Redis (or failed).
+    pub fn flush(&self) -> Result<()> {
+        let (tx, rx) = std_mpsc::channel();
+        self.request(Request::Flush(tx))?;
+        rx.recv().map_err(|_| stopped())
+    }
+
+    fn sender(&self) -> Result<&mpsc::Sender<Request>> {
+        self.requests.as_ref().ok_or_else(stopped)
+    }
+
+    fn request(&self, request: Request) -> Result<()> {
+        self.sender()?.blocking_send(request).map_err(|_| stopped())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has done what was queued.
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn stopped() -> Error {
+    Error::new(ErrorKind::ShutDown, "cluster: the broker has stopped")
+}
+
+/// A new epoch, should this node be the one to begin it: 16 hex digits, random.
+fn epoch_candidate() -> String {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
+}
+
+/// `"<seq>:<epoch>:<payload>"` as the script publishes it.
+fn parse_published(bytes: &[u8]) -> Option<(u64, String, Message)> {
+    let mut parts = bytes.splitn(3, |b| *b == b':');
+    let seq = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let epoch = std::str::from_utf8(parts.next()?).ok()?.to_string();
+    let message = Message::decode(parts.next()?).ok()?;
+    Some((seq, epoch, message))
+}
+
+async fn run(
+    url: String,
+    namespace: Namespace,
+    timeout: Duration,
+    mut inbox: mpsc::Receiver<Request>,
+    started: std_mpsc::Sender<Result<()>>,
+    stats: Arc<BrokerStats>,
+    deliver: impl Fn(Received),
+) {
+    let connections = async {
+        let scripts = open(&url, timeout).await?;
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| Error::invalid(format!("cluster url: {e}")))?;
+        let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+            .await
+            .map_err(|_| Error::new(ErrorKind::Io, "cluster: pub/sub connection timed out"))?
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cluster: pub/sub connection: {e}")))?;
+        Ok::<_, Error>((scripts, pubsub))
+    };
+    let (mut scripts, pubsub) = match connections.await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    let _ = started.send(Ok(()));
+    let (mut sink, mut messages) = pubsub.split();
+    let epoch = epoch_candidate();
+    loop {
+        tokio::select! {
+            // Requests first: a node's publishes keep their order, and a flush answers
+            // after what was queued before it.
+            biased;
+            request = inbox.recv() => {
+                let Some(request) = request else { return };
+                match request {
+                    Request::Publish { channel, payload, limits } => {
+                        let done: redis::RedisResult<Published> =
+                            publish(&mut scripts, &namespace, &channel, &payload, limits, &epoch).await;
+                        let counter = if done.is_ok() { &stats.published } else { &stats.failed };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Request::Subscribe(topic, reply) => {
+                        let done = sink.subscribe(&topic).await.map_err(|e| {
+                            Error::new(ErrorKind::Io, format!("cluster: subscribe {topic}: {e}"))
+                        });
+                        let _ = reply.send(done);
+                    }
+                    Request::Unsubscribe(topic, reply) => {
+                        let done = sink.unsubscribe(&topic).await.map_err(|e| {
+                            Error::new(ErrorKind::Io, format!("cluster: unsubscribe {topic}: {e}"))
+                        });
+                        let _ = reply.send(done);
+                    }
+                    Request::Flush(reply) => {
+                        let _ = reply.send(());
+                    }
+                }
+            }
+            message = messages.next() => {
+                let Some(message) = message else { return };
+                match parse_published(message.get_payload_bytes()) {
+                    Some((seq, epoch, message)) => {
+                        stats.received.fetch_add(1, Ordering::Relaxed);
+                        deliver(Received { seq, epoch, message });
+                    }
+                    None => {
+                        stats.foreign.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}

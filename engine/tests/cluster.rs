@@ -413,7 +413,8 @@ fn brokers_on_one_redis_get_every_event_of_their_channels_once_in_order() {
     // Another namespace on the same Redis sees nothing of this one.
     let (other_ns, got_other) = broker(&server, "b2", 10);
     a.subscribe("news").unwrap();
-    b.subscribe("news").unwrap();
+    // From inside a tokio runtime too (a Rust host on tokio): no blocking send there.
+    runtime().block_on(async { b.subscribe("news") }).unwrap();
     other_ns.subscribe("news").unwrap();
     for i in 0..200 {
         let publisher = if i % 2 == 0 { &a } else { &b };

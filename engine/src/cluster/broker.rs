@@ -41,22 +41,35 @@ pub struct BrokerStats {
     pub foreign: AtomicU64,
 }
 
+/// What goes through the bounded queue, in order.
 enum Request {
     Publish {
         channel: String,
         payload: Vec<u8>,
         limits: Limits,
     },
+    /// Answered once every publish queued before it is done.
+    Flush(std_mpsc::Sender<()>),
+}
+
+/// Subscriptions: unbounded (one per channel a node's clients join or leave), and sent
+/// without blocking, so any thread may ask, one inside a tokio runtime too.
+enum Control {
     Subscribe(String, std_mpsc::Sender<Result<()>>),
     Unsubscribe(String, std_mpsc::Sender<Result<()>>),
-    /// Answered once every request before it is done.
-    Flush(std_mpsc::Sender<()>),
+}
+
+/// The thread's ends of the two queues.
+struct Inboxes {
+    inbox: mpsc::Receiver<Request>,
+    control: mpsc::UnboundedReceiver<Control>,
 }
 
 /// The handle of a running broker thread; dropping it stops the thread.
 pub struct Broker {
     namespace: Namespace,
     requests: Option<mpsc::Sender<Request>>,
+    control: Option<mpsc::UnboundedSender<Control>>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<BrokerStats>,
 }
@@ -79,6 +92,7 @@ impl Broker {
             ));
         }
         let (requests, inbox) = mpsc::channel(queue);
+        let (control, control_inbox) = mpsc::unbounded_channel();
         let (started_tx, started_rx) = std_mpsc::channel();
         let stats = Arc::new(BrokerStats::default());
         let thread_stats = stats.clone();
@@ -104,7 +118,10 @@ impl Broker {
                     url,
                     thread_namespace,
                     timeout,
-                    inbox,
+                    Inboxes {
+                        inbox,
+                        control: control_inbox,
+                    },
                     started_tx,
                     thread_stats,
                     deliver,
@@ -124,6 +141,7 @@ impl Broker {
         Ok(Broker {
             namespace,
             requests: Some(requests),
+            control: Some(control),
             thread: Some(thread),
             stats,
         })
@@ -142,7 +160,7 @@ impl Broker {
             payload,
             limits,
         };
-        self.sender()?.try_send(request).map_err(|e| match e {
+        self.queue()?.try_send(request).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Error::new(
                 ErrorKind::LimitReached,
                 "cluster: the queue of publishes waiting for Redis is full",
@@ -154,30 +172,42 @@ impl Broker {
     /// Listens on `channel`'s topic; returns once Redis confirmed it.
     pub fn subscribe(&self, channel: &str) -> Result<()> {
         let (tx, rx) = std_mpsc::channel();
-        self.request(Request::Subscribe(self.namespace.topic(channel), tx))?;
+        self.control(Control::Subscribe(self.namespace.topic(channel), tx))?;
         rx.recv().unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Stops listening on `channel`'s topic; returns once Redis confirmed it.
     pub fn unsubscribe(&self, channel: &str) -> Result<()> {
         let (tx, rx) = std_mpsc::channel();
-        self.request(Request::Unsubscribe(self.namespace.topic(channel), tx))?;
+        self.control(Control::Unsubscribe(self.namespace.topic(channel), tx))?;
         rx.recv().unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Returns once every publish queued before it went to Redis (or failed).
     pub fn flush(&self) -> Result<()> {
         let (tx, rx) = std_mpsc::channel();
-        self.request(Request::Flush(tx))?;
+        let mut request = Request::Flush(tx);
+        // Behind the publishes: wait for a free place (the thread frees them).
+        loop {
+            match self.queue()?.try_send(request) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    request = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(stopped()),
+            }
+        }
         rx.recv().map_err(|_| stopped())
     }
 
-    fn sender(&self) -> Result<&mpsc::Sender<Request>> {
+    fn queue(&self) -> Result<&mpsc::Sender<Request>> {
         self.requests.as_ref().ok_or_else(stopped)
     }
 
-    fn request(&self, request: Request) -> Result<()> {
-        self.sender()?.blocking_send(request).map_err(|_| stopped())
+    fn control(&self, control: Control) -> Result<()> {
+        let sender = self.control.as_ref().ok_or_else(stopped)?;
+        sender.send(control).map_err(|_| stopped())
     }
 }
 
@@ -185,6 +215,7 @@ impl Drop for Broker {
     fn drop(&mut self) {
         // Closing the queue ends the thread once it has done what was queued.
         self.requests = None;
+        self.control = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -220,7 +251,7 @@ async fn run(
     url: String,
     namespace: Namespace,
     timeout: Duration,
-    mut inbox: mpsc::Receiver<Request>,
+    inboxes: Inboxes,
     started: std_mpsc::Sender<Result<()>>,
     stats: Arc<BrokerStats>,
     deliver: impl Fn(Received),
@@ -243,13 +274,17 @@ async fn run(
         }
     };
     let _ = started.send(Ok(()));
+    let Inboxes {
+        mut inbox,
+        mut control,
+    } = inboxes;
     let (mut sink, mut messages) = pubsub.split();
     let epoch = epoch_candidate();
     loop {
+        // One queue keeps a node's publishes in order, and a flush after them; the
+        // three sources take turns (no `biased`), so arrivals are not starved by a
+        // steady stream of publishes.
         tokio::select! {
-            // Requests first: a node's publishes keep their order, and a flush answers
-            // after what was queued before it.
-            biased;
             request = inbox.recv() => {
                 let Some(request) = request else { return };
                 match request {
@@ -259,20 +294,25 @@ async fn run(
                         let counter = if done.is_ok() { &stats.published } else { &stats.failed };
                         counter.fetch_add(1, Ordering::Relaxed);
                     }
-                    Request::Subscribe(topic, reply) => {
+                    Request::Flush(reply) => {
+                        let _ = reply.send(());
+                    }
+                }
+            }
+            control = control.recv() => {
+                let Some(control) = control else { return };
+                match control {
+                    Control::Subscribe(topic, reply) => {
                         let done = sink.subscribe(&topic).await.map_err(|e| {
                             Error::new(ErrorKind::Io, format!("cluster: subscribe {topic}: {e}"))
                         });
                         let _ = reply.send(done);
                     }
-                    Request::Unsubscribe(topic, reply) => {
+                    Control::Unsubscribe(topic, reply) => {
                         let done = sink.unsubscribe(&topic).await.map_err(|e| {
                             Error::new(ErrorKind::Io, format!("cluster: unsubscribe {topic}: {e}"))
                         });
                         let _ = reply.send(done);
-                    }
-                    Request::Flush(reply) => {
-                        let _ = reply.send(());
                     }
                 }
             }

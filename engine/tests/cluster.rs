@@ -99,61 +99,95 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// `(id, payload)` of each entry of a stream.
-fn stream(con: &mut redis::Connection, key: &str) -> Vec<(String, Vec<u8>)> {
-    let reply: redis::streams::StreamRangeReply = con.xrange_all(key).unwrap();
-    reply
-        .ids
-        .into_iter()
-        .map(|entry| {
-            let payload: Vec<u8> = entry.get("p").unwrap();
-            (entry.id, payload)
-        })
-        .collect()
+/// A Redis of the test's own, a namespace, and connections to run the script with.
+struct ScriptRun {
+    server: RedisServer,
+    ns: Namespace,
+    rt: tokio::runtime::Runtime,
+    con: redis::aio::MultiplexedConnection,
+    plain: redis::Connection,
+}
+
+impl ScriptRun {
+    fn new(prefix: &str) -> ScriptRun {
+        let server = RedisServer::start();
+        let rt = runtime();
+        let client = server.client();
+        let con = rt
+            .block_on(client.get_multiplexed_async_connection())
+            .unwrap();
+        let plain = client.get_connection().unwrap();
+        ScriptRun {
+            server,
+            ns: Namespace::new(prefix).unwrap(),
+            rt,
+            con,
+            plain,
+        }
+    }
+
+    fn publish(&mut self, channel: &str, payload: &[u8], limits: Limits, epoch: &str) -> Published {
+        self.rt
+            .block_on(publish(
+                &mut self.con,
+                &self.ns,
+                channel,
+                payload,
+                limits,
+                epoch,
+            ))
+            .unwrap()
+    }
+
+    /// `(id, payload)` of each entry of `channel`'s stream.
+    fn stream(&mut self, channel: &str) -> Vec<(String, Vec<u8>)> {
+        let reply: redis::streams::StreamRangeReply =
+            self.plain.xrange_all(self.ns.stream_key(channel)).unwrap();
+        reply
+            .ids
+            .into_iter()
+            .map(|entry| {
+                let payload: Vec<u8> = entry.get("p").unwrap();
+                (entry.id, payload)
+            })
+            .collect()
+    }
+
+    /// A connection for a subscriber (its `PubSub` unsubscribes when dropped, so the
+    /// test subscribes and reads through one).
+    fn subscriber(&self) -> redis::Connection {
+        let con = self.server.client().get_connection().unwrap();
+        con.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        con
+    }
 }
 
 #[test]
 fn publishes_are_numbered_kept_and_sent_atomically() {
-    let server = RedisServer::start();
-    let client = server.client();
-    let ns = Namespace::new("t1").unwrap();
-    let mut sub = client.get_connection().unwrap();
+    let mut run = ScriptRun::new("t1");
+    let mut sub = run.subscriber();
     let mut sub = sub.as_pubsub();
-    sub.subscribe(ns.topic("a")).unwrap();
-    sub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-
-    let rt = runtime();
-    let mut con = rt
-        .block_on(client.get_multiplexed_async_connection())
-        .unwrap();
+    sub.subscribe(run.ns.topic("a")).unwrap();
     // Binary-safe payloads, with the separator and line breaks in them.
     let payloads: [&[u8]; 3] = [b"one", b"two:with:colons\n", &[0, 255, 10]];
     let mut got = Vec::new();
     for (i, payload) in payloads.iter().enumerate() {
         let channel = if i == 1 { "b" } else { "a" };
-        got.push(
-            rt.block_on(publish(&mut con, &ns, channel, payload, KEEP, "E1"))
-                .unwrap(),
-        );
+        got.push(run.publish(channel, payload, KEEP, "E1"));
     }
     let seqs: Vec<u64> = got.iter().map(|p| p.seq).collect();
     assert_eq!(seqs, [1, 2, 3], "one sequence for the whole namespace");
     assert!(got.iter().all(|p| p.epoch == "E1"));
     // A later candidate epoch does not replace the one Redis has.
-    let next = rt
-        .block_on(publish(&mut con, &ns, "a", b"four", KEEP, "E2"))
-        .unwrap();
-    assert_eq!(
-        next,
-        Published {
-            seq: 4,
-            epoch: "E1".into()
-        }
-    );
+    let next = run.publish("a", b"four", KEEP, "E2");
+    let expected = Published {
+        seq: 4,
+        epoch: "E1".into(),
+    };
+    assert_eq!(next, expected);
 
-    let mut plain = client.get_connection().unwrap();
     assert_eq!(
-        stream(&mut plain, &ns.stream_key("a")),
+        run.stream("a"),
         [
             ("1-0".to_string(), b"one".to_vec()),
             ("3-0".to_string(), vec![0, 255, 10]),
@@ -161,14 +195,14 @@ fn publishes_are_numbered_kept_and_sent_atomically() {
         ]
     );
     assert_eq!(
-        stream(&mut plain, &ns.stream_key("b")),
+        run.stream("b"),
         [("2-0".to_string(), b"two:with:colons\n".to_vec())]
     );
     // The nodes listening on `a` got its events in order, each with number and epoch.
     let mut messages = Vec::new();
     for _ in 0..3 {
         let msg = sub.get_message().unwrap();
-        assert_eq!(msg.get_channel_name(), ns.topic("a"));
+        assert_eq!(msg.get_channel_name(), run.ns.topic("a"));
         messages.push(msg.get_payload_bytes().to_vec());
     }
     assert_eq!(
@@ -183,26 +217,15 @@ fn publishes_are_numbered_kept_and_sent_atomically() {
 
 #[test]
 fn streams_stay_within_their_count_and_age() {
-    let server = RedisServer::start();
-    let client = server.client();
-    let ns = Namespace::new("t2").unwrap();
-    let rt = runtime();
-    let mut con = rt
-        .block_on(client.get_multiplexed_async_connection())
-        .unwrap();
-    let mut plain = client.get_connection().unwrap();
+    let mut run = ScriptRun::new("t2");
     let two = Limits {
         max_events: 2,
         max_age: Duration::from_secs(300),
     };
     for payload in [b"1", b"2", b"3"] {
-        rt.block_on(publish(&mut con, &ns, "c", payload, two, "E"))
-            .unwrap();
+        run.publish("c", payload, two, "E");
     }
-    let ids: Vec<String> = stream(&mut plain, &ns.stream_key("c"))
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let ids: Vec<String> = run.stream("c").into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, ["2-0", "3-0"]);
 
     // No history: numbered and sent, not kept.
@@ -210,11 +233,8 @@ fn streams_stay_within_their_count_and_age() {
         max_events: 0,
         max_age: Duration::from_secs(300),
     };
-    let p = rt
-        .block_on(publish(&mut con, &ns, "quiet", b"x", none, "E"))
-        .unwrap();
-    assert_eq!(p.seq, 4);
-    let exists: bool = plain.exists(ns.stream_key("quiet")).unwrap();
+    assert_eq!(run.publish("quiet", b"x", none, "E").seq, 4);
+    let exists: bool = run.plain.exists(run.ns.stream_key("quiet")).unwrap();
     assert!(!exists);
 
     // Past the age: entries go at the next publish, and the key expires by itself.
@@ -223,86 +243,50 @@ fn streams_stay_within_their_count_and_age() {
         max_age: Duration::from_millis(300),
     };
     for payload in [b"old1", b"old2"] {
-        rt.block_on(publish(&mut con, &ns, "d", payload, short, "E"))
-            .unwrap();
+        run.publish("d", payload, short, "E");
     }
     std::thread::sleep(Duration::from_millis(400));
-    rt.block_on(publish(&mut con, &ns, "d", b"new", short, "E"))
-        .unwrap();
-    let left: Vec<Vec<u8>> = stream(&mut plain, &ns.stream_key("d"))
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
+    run.publish("d", b"new", short, "E");
+    let left: Vec<Vec<u8>> = run.stream("d").into_iter().map(|(_, p)| p).collect();
     assert_eq!(left, [b"new".to_vec()]);
-    let ttl: i64 = plain.pttl(ns.stream_key("d")).unwrap();
+    let ttl: i64 = run.plain.pttl(run.ns.stream_key("d")).unwrap();
     assert!(ttl > 0 && ttl <= 300, "pttl {ttl}");
 }
 
 #[test]
 fn a_redis_that_lost_its_data_begins_a_new_epoch() {
-    let server = RedisServer::start();
-    let client = server.client();
-    let ns = Namespace::new("t3").unwrap();
-    let rt = runtime();
-    let mut con = rt
-        .block_on(client.get_multiplexed_async_connection())
-        .unwrap();
-    let mut plain = client.get_connection().unwrap();
+    let mut run = ScriptRun::new("t3");
     for payload in [b"a", b"b", b"c"] {
-        rt.block_on(publish(&mut con, &ns, "e", payload, KEEP, "OLD"))
-            .unwrap();
+        run.publish("e", payload, KEEP, "OLD");
     }
     // Everything lost (a restart without persistence): a new epoch, numbers from 1.
-    redis::cmd("FLUSHALL").exec(&mut plain).unwrap();
-    let p = rt
-        .block_on(publish(&mut con, &ns, "e", b"d", KEEP, "NEW"))
-        .unwrap();
+    redis::cmd("FLUSHALL").exec(&mut run.plain).unwrap();
+    let p = run.publish("e", b"d", KEEP, "NEW");
     assert_eq!((p.seq, p.epoch.as_str()), (1, "NEW"));
 
     // Only the namespace's hash lost (evicted), the stream kept with higher numbers:
     // those entries belong to the old epoch and are dropped, the new one is kept.
     for payload in [b"e", b"f"] {
-        rt.block_on(publish(&mut con, &ns, "e", payload, KEEP, "NEW"))
-            .unwrap();
+        run.publish("e", payload, KEEP, "NEW");
     }
-    let _: () = plain.del(ns.meta_key()).unwrap();
-    let p = rt
-        .block_on(publish(&mut con, &ns, "e", b"g", KEEP, "NEWER"))
-        .unwrap();
+    let _: () = run.plain.del(run.ns.meta_key()).unwrap();
+    let p = run.publish("e", b"g", KEEP, "NEWER");
     assert_eq!((p.seq, p.epoch.as_str()), (1, "NEWER"));
-    assert_eq!(
-        stream(&mut plain, &ns.stream_key("e")),
-        [("1-0".to_string(), b"g".to_vec())]
-    );
+    assert_eq!(run.stream("e"), [("1-0".to_string(), b"g".to_vec())]);
 }
 
 #[test]
 fn numbers_up_to_2_pow_53_are_exact_in_the_stream_and_the_message() {
-    let server = RedisServer::start();
-    let client = server.client();
-    let ns = Namespace::new("t4").unwrap();
-    let rt = runtime();
-    let mut con = rt
-        .block_on(client.get_multiplexed_async_connection())
-        .unwrap();
-    let mut plain = client.get_connection().unwrap();
+    let mut run = ScriptRun::new("t4");
     let last = (1u64 << 53) - 2;
-    let _: () = plain
-        .hset_multiple(
-            ns.meta_key(),
-            &[("e", "E".to_string()), ("s", last.to_string())],
-        )
-        .unwrap();
-    let mut sub = client.get_connection().unwrap();
+    let fields = [("e", "E".to_string()), ("s", last.to_string())];
+    let _: () = run.plain.hset_multiple(run.ns.meta_key(), &fields).unwrap();
+    let mut sub = run.subscriber();
     let mut sub = sub.as_pubsub();
-    sub.subscribe(ns.topic("big")).unwrap();
-    sub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let p = rt
-        .block_on(publish(&mut con, &ns, "big", b"x", KEEP, "E"))
-        .unwrap();
-    assert_eq!(p.seq, (1 << 53) - 1);
+    sub.subscribe(run.ns.topic("big")).unwrap();
+    assert_eq!(run.publish("big", b"x", KEEP, "E").seq, (1 << 53) - 1);
     assert_eq!(
-        stream(&mut plain, &ns.stream_key("big")),
+        run.stream("big"),
         [("9007199254740991-0".to_string(), b"x".to_vec())]
     );
     let msg = sub.get_message().unwrap();

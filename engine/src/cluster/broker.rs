@@ -14,10 +14,15 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{open, publish, Limits, Message, Namespace, Published};
+use super::{load_script, open, publish, Limits, Message, Namespace};
+
+/// Publishes sent to Redis at once, pipelined on one connection (Redis runs them in
+/// the order they were sent, so they keep the queue's order).
+const IN_FLIGHT: usize = 256;
 use crate::error::{Error, ErrorKind, Result};
 
 /// An event another node (or this one) published, as it came from Redis.
@@ -77,7 +82,7 @@ pub struct Broker {
 impl Broker {
     /// Connects to `url` (failing within `timeout` with a clear error) and starts the
     /// thread. `queue`: publishes that may wait for Redis before [`Broker::publish`]
-    /// fails with `LimitReached`.
+    /// fails with `LimitReached` (besides the at most `IN_FLIGHT` (256) being sent).
     pub fn start(
         url: &str,
         namespace: Namespace,
@@ -257,7 +262,13 @@ async fn run(
     deliver: impl Fn(Received),
 ) {
     let connections = async {
-        let scripts = open(&url, timeout).await?;
+        let mut scripts = open(&url, timeout).await?;
+        load_script(&mut scripts).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cluster: loading the publish script: {e}"),
+            )
+        })?;
         let client = redis::Client::open(url.as_str())
             .map_err(|e| Error::invalid(format!("cluster url: {e}")))?;
         let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
@@ -266,7 +277,7 @@ async fn run(
             .map_err(|e| Error::new(ErrorKind::Io, format!("cluster: pub/sub connection: {e}")))?;
         Ok::<_, Error>((scripts, pubsub))
     };
-    let (mut scripts, pubsub) = match connections.await {
+    let (scripts, pubsub) = match connections.await {
         Ok(c) => c,
         Err(e) => {
             let _ = started.send(Err(e));
@@ -286,15 +297,31 @@ async fn run(
         // steady stream of publishes.
         tokio::select! {
             request = inbox.recv() => {
-                let Some(request) = request else { return };
-                match request {
-                    Request::Publish { channel, payload, limits } => {
-                        let done: redis::RedisResult<Published> =
-                            publish(&mut scripts, &namespace, &channel, &payload, limits, &epoch).await;
-                        let counter = if done.is_ok() { &stats.published } else { &stats.failed };
-                        counter.fetch_add(1, Ordering::Relaxed);
+                let Some(first) = request else { return };
+                let mut batch = vec![first];
+                while batch.len() < IN_FLIGHT {
+                    match inbox.try_recv() {
+                        Ok(request) => batch.push(request),
+                        Err(_) => break,
                     }
-                    Request::Flush(reply) => {
+                }
+                let calls = batch.iter().filter_map(|request| match request {
+                    Request::Publish { channel, payload, limits } => {
+                        let mut con = scripts.clone();
+                        let (namespace, epoch) = (&namespace, &epoch);
+                        Some(async move {
+                            publish(&mut con, namespace, channel, payload, *limits, epoch).await
+                        })
+                    }
+                    Request::Flush(_) => None,
+                });
+                for done in join_all(calls).await {
+                    let counter = if done.is_ok() { &stats.published } else { &stats.failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                // A flush answers once the publishes queued before it are done.
+                for request in batch {
+                    if let Request::Flush(reply) = request {
                         let _ = reply.send(());
                     }
                 }

@@ -16,7 +16,7 @@ mod publish;
 pub use broker::{Broker, BrokerStats, Received};
 pub use connect::{open, redacted, MIN_REDIS};
 pub use message::{Message, Target};
-pub use publish::{publish, Limits, Published};
+pub use publish::{load_script, publish, Limits, Published};
 
 /// The Redis keys and pub/sub channels of one namespace (a key prefix): namespaces on
 /// one Redis never see each other's events.

@@ -11,6 +11,12 @@ use super::Namespace;
 /// Loaded once per connection (`EVALSHA`; the crate loads it again on `NOSCRIPT`).
 static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("publish.lua")));
 
+/// Loads the script into Redis (so pipelined calls find it; a Redis that restarted and
+/// lost it gets it again from the crate on `NOSCRIPT`).
+pub async fn load_script(con: &mut impl ConnectionLike) -> RedisResult<()> {
+    SCRIPT.prepare_invoke().load_async(con).await.map(drop)
+}
+
 /// How much of a channel's history its stream keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

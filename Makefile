@@ -6,7 +6,7 @@ VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 CARGO    ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python test-bench bench bench-smoke bench-fanout bench-channels bench-storm bench-flood lib pc install clean
+.PHONY: setup demo test lint header header-check test-rust test-c test-node test-python test-bench bench bench-smoke bench-fanout bench-channels bench-cluster bench-storm bench-flood lib pc install clean
 
 setup:
 	@bash .ci/setup
@@ -22,7 +22,7 @@ test: setup lint header-check test-rust test-c test-node test-python test-bench
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
-	$(CARGO) clippy -p sse_engine --features cluster --all-targets --quiet -- -D warnings
+	$(CARGO) clippy -p sse_engine -p sse_bench --features sse_engine/cluster,sse_bench/cluster --all-targets --quiet -- -D warnings
 
 ## Regenerate the committed C header.
 header:
@@ -73,6 +73,11 @@ bench-storm: setup
 ## one broadcast_many of them all, and one broadcast to everyone.
 bench-channels: setup
 	$(CARGO) run --release --quiet -p sse_bench --bin sse-loadgen -- channels $(BENCH_ARGS)
+
+## Cluster mode: publish throughput through one Redis (its own redis-server), 1 and 100
+## channels, with latency and Redis commands per event.
+bench-cluster: setup
+	$(CARGO) run --release --quiet -p sse_bench --features cluster --bin sse-cluster -- $(BENCH_ARGS)
 
 ## One thread publishing as fast as it can while clients read: what the other channels,
 ## the registry and the process's memory see meanwhile.

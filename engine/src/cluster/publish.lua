@@ -35,27 +35,32 @@ if max_len > 0 then
     redis.call('DEL', KEYS[2])
     redis.call('XADD', KEYS[2], 'MAXLEN', max_len, id, 'p', ARGV[3], 't', now)
   end
-  -- Entries past the age, oldest first, a few per publish (the key's expiry takes a
-  -- stream nobody publishes to).
-  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 16)
-  local keep_from = nil
-  for _, entry in ipairs(oldest) do
+  -- Entries past the age go, a few per publish, looked at only when the oldest is
+  -- past it (the key's expiry takes a stream nobody publishes to).
+  local function time_of(entry)
     local fields = entry[2]
-    local at = nil
     for i = 1, #fields, 2 do
-      if fields[i] == 't' then at = tonumber(fields[i + 1]) end
+      if fields[i] == 't' then return tonumber(fields[i + 1]) end
     end
-    if at and at >= now - max_age then
-      keep_from = entry[1]
-      break
-    end
+    return nil
   end
-  if keep_from then
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  local first_at = first and time_of(first)
+  if first_at and first_at < now - max_age then
+    local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 16)
+    local keep_from = nil
+    for _, entry in ipairs(oldest) do
+      local at = time_of(entry)
+      if at and at >= now - max_age then
+        keep_from = entry[1]
+        break
+      end
+    end
+    if not keep_from then
+      -- All of them are past the age: drop them, the rest goes at the next publishes.
+      keep_from = string.match(oldest[#oldest][1], '^(%d+)-') .. '-1'
+    end
     redis.call('XTRIM', KEYS[2], 'MINID', keep_from)
-  elseif #oldest > 0 then
-    -- All of them are past the age: drop them, the rest goes at the next publishes.
-    local last = string.match(oldest[#oldest][1], '^(%d+)-')
-    redis.call('XTRIM', KEYS[2], 'MINID', last .. '-1')
   end
   redis.call('PEXPIRE', KEYS[2], max_age)
 end

@@ -403,11 +403,10 @@ fn brokers_on_one_redis_get_every_event_of_their_channels_once_in_order() {
     for i in 0..200 {
         let publisher = if i % 2 == 0 { &a } else { &b };
         publisher
-            .publish("news", &to_channel("news", &format!("e{i}")), KEEP)
+            .publish(&to_channel("news", &format!("e{i}")), KEEP)
             .unwrap();
     }
-    a.publish("elsewhere", &to_channel("elsewhere", "x"), KEEP)
-        .unwrap();
+    a.publish(&to_channel("elsewhere", "x"), KEEP).unwrap();
     a.flush().unwrap();
     b.flush().unwrap();
     wait_for_count(&inbox_a, 200);
@@ -445,8 +444,7 @@ fn brokers_on_one_redis_get_every_event_of_their_channels_once_in_order() {
         .publish(Namespace::new("b1").unwrap().topic("news"), "7:E:not ours")
         .unwrap();
     b.unsubscribe("news").unwrap();
-    a.publish("news", &to_channel("news", "last"), KEEP)
-        .unwrap();
+    a.publish(&to_channel("news", "last"), KEEP).unwrap();
     a.flush().unwrap();
     wait_for_count(&inbox_a, 201);
     std::thread::sleep(Duration::from_millis(100));
@@ -463,6 +461,24 @@ fn brokers_on_one_redis_get_every_event_of_their_channels_once_in_order() {
     );
     assert_eq!(a.stats().foreign.load(Ordering::Relaxed), 1);
     assert_eq!(b.stats().foreign.load(Ordering::Relaxed), 1);
+
+    // Bad input is a clear error, not a publish or a subscription.
+    for bad in [String::new(), "x".repeat(2000)] {
+        assert_eq!(
+            a.subscribe(&bad).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            a.unsubscribe(&bad).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+    }
+    let to_all = Message {
+        target: Target::All,
+        event: Event::new("x"),
+    };
+    let err = a.publish(&to_all, KEEP).unwrap_err();
+    assert!(err.message().contains("only channel targets"), "{err}");
 }
 
 #[test]
@@ -473,7 +489,7 @@ fn a_broker_whose_redis_stops_answering_fills_its_queue_and_says_so() {
     server.signal("STOP");
     let mut refused = None;
     for i in 0..50 {
-        if let Err(e) = a.publish("c", &to_channel("c", &format!("{i}")), KEEP) {
+        if let Err(e) = a.publish(&to_channel("c", &format!("{i}")), KEEP) {
             refused = Some((i, e));
             break;
         }

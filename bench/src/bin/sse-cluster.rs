@@ -153,7 +153,7 @@ fn one_run(redis: &Redis, prefix: &str, opts: &Opts, channels: usize) -> Result<
             event: Event::new(data),
         };
         loop {
-            match publisher.publish(name, &message, limits) {
+            match publisher.publish(&message, limits) {
                 Ok(()) => break,
                 // The queue is full: Redis is the bottleneck; let it have the CPU.
                 Err(e) if e.kind() == ErrorKind::LimitReached => {

@@ -18,12 +18,13 @@ use futures_util::future::join_all;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{load_script, open, publish, Limits, Message, Namespace};
+use super::{load_script, open, publish, Limits, Message, Namespace, Target};
 
 /// Publishes sent to Redis at once, pipelined on one connection (Redis runs them in
 /// the order they were sent, so they keep the queue's order).
 const IN_FLIGHT: usize = 256;
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::validate_channel;
 
 /// An event another node (or this one) published, as it came from Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,12 +157,19 @@ impl Broker {
         &self.stats
     }
 
-    /// Queues `message` for `channel`'s stream and topic. `LimitReached` when the queue
-    /// is full (Redis is slower than the callers), `ShutDown` when the broker stopped.
-    pub fn publish(&self, channel: &str, message: &Message, limits: Limits) -> Result<()> {
+    /// Queues `message` for its channel's stream and topic. `LimitReached` when the
+    /// queue is full (Redis is slower than the callers), `ShutDown` when the broker
+    /// stopped, `InvalidArgument` for a target other than a channel (users, clients and
+    /// every client go through the node channels, not built yet: docs/cluster.md).
+    pub fn publish(&self, message: &Message, limits: Limits) -> Result<()> {
+        let Target::Channel { name: channel, .. } = &message.target else {
+            return Err(Error::invalid(
+                "cluster: only channel targets are published through Redis so far",
+            ));
+        };
         let payload = message.encode()?;
         let request = Request::Publish {
-            channel: channel.to_string(),
+            channel: channel.clone(),
             payload,
             limits,
         };
@@ -176,6 +184,7 @@ impl Broker {
 
     /// Listens on `channel`'s topic; returns once Redis confirmed it.
     pub fn subscribe(&self, channel: &str) -> Result<()> {
+        validate_channel(channel)?;
         let (tx, rx) = std_mpsc::channel();
         self.control(Control::Subscribe(self.namespace.topic(channel), tx))?;
         rx.recv().unwrap_or_else(|_| Err(stopped()))
@@ -183,6 +192,7 @@ impl Broker {
 
     /// Stops listening on `channel`'s topic; returns once Redis confirmed it.
     pub fn unsubscribe(&self, channel: &str) -> Result<()> {
+        validate_channel(channel)?;
         let (tx, rx) = std_mpsc::channel();
         self.control(Control::Unsubscribe(self.namespace.topic(channel), tx))?;
         rx.recv().unwrap_or_else(|_| Err(stopped()))

@@ -74,7 +74,7 @@ fn check_version(shown: &str, info: &str) -> Result<()> {
 
 /// `url` with its password (in the authority, or a `pass=` query parameter) replaced
 /// by `***`.
-pub fn redacted(url: &str) -> String {
+fn redacted(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
         let authority_start = scheme_end + 3;

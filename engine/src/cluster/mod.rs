@@ -14,7 +14,7 @@ mod message;
 mod publish;
 
 pub use broker::{Broker, BrokerStats, Received};
-pub use connect::{open, redacted, MIN_REDIS};
+pub use connect::{open, MIN_REDIS};
 pub use message::{Message, Target};
 pub use publish::{load_script, publish, Limits, Published};
 
